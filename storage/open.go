@@ -1,0 +1,189 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	log *slog.Logger
+	now func() time.Time
+}
+
+// WithLogger routes the ORM's own reports to log: failed statements at error
+// level and statements slower than 200ms at warn. Missing rows and duplicate
+// keys, which become ErrNotFound and ErrAlreadyExists, are not logged. SQL is
+// logged with placeholders, never parameter values (they include sealed
+// private keys). Without this option the ORM logs nothing.
+func WithLogger(log *slog.Logger) Option {
+	return func(o *options) { o.log = log }
+}
+
+// WithClock sets the clock for created_at and updated_at (default
+// time.Now). Times are stored in UTC, truncated to microseconds (PostgreSQL's
+// precision), so what a write returns equals what a later read returns.
+func WithClock(now func() time.Time) Option {
+	return func(o *options) { o.now = now }
+}
+
+// DefaultSQLiteURL returns the URL of the embedded database, ltikeys.db in
+// dataDir. Open creates dataDir (mode 0700) if it is missing.
+func DefaultSQLiteURL(dataDir string) string {
+	return "sqlite://" + filepath.Join(dataDir, "ltikeys.db")
+}
+
+// Open connects to the database named by databaseURL, creates or upgrades
+// the schema (idempotent, so every start may run it), and returns a Store.
+// The URL selects the backend:
+//
+//   - postgres://… or postgresql://… : PostgreSQL, in any form pgx accepts.
+//   - sqlite:PATH or sqlite://PATH (sqlite:///abs/path for an absolute path):
+//     an embedded SQLite file; the path is taken verbatim, and the parent
+//     directory is created (mode 0700) if missing.
+//   - file:… : an SQLite URI filename, passed to SQLite as is.
+//
+// A query string on an SQLite URL passes to the driver (modernc.org/sqlite
+// via glebarez/go-sqlite), but Open enforces foreign keys, WAL, a 10s busy
+// timeout and BEGIN IMMEDIATE transactions: write transactions take the
+// database's write lock when they begin, so concurrent writers queue on the
+// busy timeout instead of failing with SQLITE_BUSY when a reader upgrades.
+func Open(ctx context.Context, databaseURL string, opts ...Option) (Store, error) {
+	o := options{now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+
+	scheme, _, _ := strings.Cut(databaseURL, ":")
+	var dialector gorm.Dialector
+	switch strings.ToLower(scheme) {
+	case "postgres", "postgresql":
+		dialector = postgres.Open(databaseURL)
+	case "sqlite", "file":
+		dsn, dir, err := sqliteDSN(databaseURL)
+		if err != nil {
+			return nil, err
+		}
+		if dir != "" {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, fmt.Errorf("storage: create database directory: %w", err)
+			}
+		}
+		dialector = sqlite.Open(dsn)
+	default:
+		return nil, fmt.Errorf("storage: unsupported database URL scheme %q: want postgres://, postgresql://, sqlite: or file:", scheme)
+	}
+
+	s := &gormStore{now: func() time.Time { return o.now().UTC().Truncate(time.Microsecond) }}
+	db, err := gorm.Open(dialector, &gorm.Config{
+		TranslateError: true,
+		// Every write is already an explicit transaction.
+		SkipDefaultTransaction: true,
+		NowFunc:                s.now,
+		Logger:                 newGormLogger(o.log),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s database: %w", dialector.Name(), err)
+	}
+	s.db = db
+	if err := db.WithContext(ctx).AutoMigrate(&jwkModel{}, &registrationModel{}); err != nil {
+		return nil, errors.Join(fmt.Errorf("storage: migrate schema: %w", err), s.Close())
+	}
+	return s, nil
+}
+
+// sqliteDSN turns an sqlite: or file: URL into a driver DSN with the
+// required settings, and returns the directory to create ("" for none).
+func sqliteDSN(databaseURL string) (dsn, dir string, err error) {
+	var path, query string
+	if rest, ok := strings.CutPrefix(databaseURL, "file:"); ok {
+		u, err := url.Parse(databaseURL)
+		if err != nil {
+			return "", "", fmt.Errorf("storage: invalid SQLite URI: %w", err)
+		}
+		head, _, _ := strings.Cut(rest, "?")
+		if head == "" {
+			return "", "", errors.New("storage: SQLite URI has no path")
+		}
+		path, query, dsn = u.Opaque+u.Path, u.RawQuery, "file:"+head
+		if path == ":memory:" || u.Query().Get("mode") == "memory" {
+			path = "" // nothing on disk
+		}
+	} else {
+		rest := strings.TrimPrefix(databaseURL[len("sqlite:"):], "//")
+		path, query, _ = strings.Cut(rest, "?")
+		if path == "" {
+			return "", "", errors.New("storage: SQLite URL has no path")
+		}
+		dsn = path
+	}
+
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return "", "", fmt.Errorf("storage: invalid SQLite URL query: %w", err)
+	}
+	// The driver stops reading parameters after _time_format, silently
+	// dropping _txlock: refuse it rather than lose BEGIN IMMEDIATE.
+	if q.Has("_time_format") {
+		return "", "", errors.New("storage: _time_format is not supported on SQLite URLs")
+	}
+	// Pragmas run in order; busy_timeout first, so switching to WAL waits
+	// for other connections.
+	q["_pragma"] = append([]string{"busy_timeout(10000)"}, q["_pragma"]...)
+	q["_pragma"] = append(q["_pragma"], "foreign_keys(1)", "journal_mode(WAL)")
+	q.Set("_txlock", "immediate")
+
+	if path != "" {
+		dir = filepath.Dir(path)
+	}
+	return dsn + "?" + q.Encode(), dir, nil
+}
+
+// newGormLogger returns a silent logger, or one that reports to log as
+// WithLogger documents.
+func newGormLogger(log *slog.Logger) logger.Interface {
+	if log == nil {
+		return logger.Discard
+	}
+	return quietLogger{logger.NewSlogLogger(log, logger.Config{
+		LogLevel:                  logger.Warn,
+		SlowThreshold:             200 * time.Millisecond,
+		ParameterizedQueries:      true,
+		IgnoreRecordNotFoundError: true,
+	})}
+}
+
+// quietLogger keeps duplicate-key errors out of the log (they become
+// ErrAlreadyExists, the caller's to report) and never logs parameter values.
+type quietLogger struct{ logger.Interface }
+
+func (l quietLogger) LogMode(level logger.LogLevel) logger.Interface {
+	return quietLogger{l.Interface.LogMode(level)}
+}
+
+func (l quietLogger) Trace(ctx context.Context, begin time.Time, fc func() (string, int64), err error) {
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		err = nil
+	}
+	l.Interface.Trace(ctx, begin, fc, err)
+}
+
+// ParamsFilter implements gorm's logger.ParamsFilter: statements are logged
+// without their arguments.
+func (quietLogger) ParamsFilter(_ context.Context, sql string, _ ...any) (string, []any) {
+	return sql, nil
+}

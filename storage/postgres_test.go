@@ -1,0 +1,15 @@
+package storage_test
+
+import (
+	"testing"
+
+	"github.com/ltikeys/ltikeys/storage"
+	"github.com/ltikeys/ltikeys/storage/conformance"
+	"github.com/ltikeys/ltikeys/storage/storagetest"
+)
+
+func TestPostgres(t *testing.T) {
+	conformance.RunTests(t, func(t *testing.T) storage.Store {
+		return openStore(t, storagetest.PostgresURL(t))
+	})
+}
