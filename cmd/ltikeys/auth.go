@@ -1,0 +1,294 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/ltikeys/ltikeys/server"
+)
+
+// tokensEnv holds token lines directly, separated by newlines or semicolons.
+// They are hashes, not tokens, but a weak token could be recovered from its
+// hash, so they have no flag twin on the command line either.
+const tokensEnv = envPrefix + "TOKENS"
+
+// certScopesEnv holds client certificate identity lines directly, separated
+// by newlines or semicolons.
+const certScopesEnv = envPrefix + "CLIENT_CERT_SCOPES"
+
+// The files serve creates in the data directory for the embedded database
+// when no credentials are configured: the hash of a generated admin token,
+// and the token itself for the operator to use.
+const (
+	generatedTokensName = "tokens"
+	adminTokenFileName  = "admin.token"
+	adminTokenName      = "admin"
+)
+
+// authOptions are the flags that secure the gRPC listener: TLS, client
+// certificates and the credentials that callers of KeyService present.
+type authOptions struct {
+	tokenFile      string
+	tlsCert        string
+	tlsKey         string
+	clientCA       string
+	certScopesFile string
+}
+
+func (o *authOptions) register(flags *pflag.FlagSet) {
+	flags.StringVar(&o.tokenFile, "token-file", "", "file of API token lines name:scope[,scope]:sha256hex, holding SHA-256 hashes of tokens, never tokens; or set "+tokensEnv)
+	flags.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate (chain) for the gRPC listener; needs --tls-key")
+	flags.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	flags.StringVar(&o.clientCA, "client-ca", "", "PEM CA certificates: gRPC clients must present a certificate they issued (mTLS); needs --tls-cert")
+	flags.StringVar(&o.certScopesFile, "client-cert-scopes-file", "", "file of identity:scope[,scope] lines granting scopes to verified client certificates, identity being uri:SAN, dns:SAN or cn:COMMON-NAME; needs --client-ca; or set "+certScopesEnv)
+}
+
+// serverOptions returns the gRPC server options that enforce access control:
+// the TLS credentials, if configured, and the interceptors that
+// authenticate, authorize and audit every call of a non-public method.
+//
+// With no tokens and no client certificate identities configured, the
+// embedded database gets an admin token generated in the data directory on
+// first start (its hash in <data-dir>/tokens, the token in
+// <data-dir>/admin.token, both mode 0600) and reuses it afterwards;
+// PostgreSQL refuses to start, as it does without a master key.
+func (o *authOptions) serverOptions(log *slog.Logger, store *storeOptions, grpcAddr string) ([]grpc.ServerOption, error) {
+	creds, err := o.transportCredentials()
+	if err != nil {
+		return nil, err
+	}
+	certScopes, err := o.certScopes()
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := o.tokens()
+	if err != nil {
+		return nil, err
+	}
+	if tokens == nil && certScopes == nil {
+		if !store.embedded() {
+			return nil, fmt.Errorf("no API credentials configured: PostgreSQL deployments must supply their own with --token-file or %s (or --client-ca with --client-cert-scopes-file)", tokensEnv)
+		}
+		if tokens, err = generatedTokens(log, store.dataDir); err != nil {
+			return nil, err
+		}
+	}
+	auth, err := server.NewAuthenticator(server.AuthConfig{
+		Tokens:     tokens,
+		CertScopes: certScopes,
+		Log:        log.With("component", "audit"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if creds == nil && !isLoopbackAddr(grpcAddr) {
+		log.Warn("INSECURE: the gRPC listener accepts connections from other hosts without TLS, so API tokens and private keys cross the network in clear text: set --tls-cert and --tls-key", "grpc_addr", grpcAddr)
+	}
+	log.Info("gRPC access control", "tokens", len(tokens), "client_cert_identities", len(certScopes), "tls", creds != nil, "client_certs_required", o.clientCA != "")
+
+	opts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(auth.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(auth.StreamInterceptor()),
+	}
+	if creds != nil {
+		opts = append(opts, grpc.Creds(creds))
+	}
+	return opts, nil
+}
+
+// transportCredentials returns the gRPC listener's TLS credentials, or nil
+// for plaintext.
+func (o *authOptions) transportCredentials() (credentials.TransportCredentials, error) {
+	switch {
+	case (o.tlsCert == "") != (o.tlsKey == ""):
+		return nil, errors.New("--tls-cert and --tls-key must be given together")
+	case o.tlsCert == "" && o.clientCA != "":
+		return nil, errors.New("--client-ca needs --tls-cert and --tls-key: client certificates are verified only over TLS")
+	case o.tlsCert == "":
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(o.tlsCert, o.tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	cfg := &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+	}
+	if o.clientCA != "" {
+		pemCerts, err := os.ReadFile(o.clientCA)
+		if err != nil {
+			return nil, fmt.Errorf("--client-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemCerts) {
+			return nil, fmt.Errorf("--client-ca: %s holds no PEM certificate", o.clientCA)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+// tokens returns the configured tokens, or nil when none are configured.
+func (o *authOptions) tokens() ([]server.Token, error) {
+	text, source, err := configLines(o.tokenFile, "--token-file", tokensEnv)
+	if err != nil || source == "" {
+		return nil, err
+	}
+	tokens, err := server.ParseTokens(text)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	if len(tokens) == 0 {
+		return nil, fmt.Errorf("%s: no tokens", source)
+	}
+	return tokens, nil
+}
+
+// certScopes returns the configured client certificate identities, or nil
+// when none are configured.
+func (o *authOptions) certScopes() ([]server.CertIdentity, error) {
+	text, source, err := configLines(o.certScopesFile, "--client-cert-scopes-file", certScopesEnv)
+	if err != nil || source == "" {
+		return nil, err
+	}
+	if o.clientCA == "" {
+		return nil, fmt.Errorf("%s needs --client-ca: only a verified client certificate has an identity to map", source)
+	}
+	ids, err := server.ParseCertScopes(text)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("%s: no identities", source)
+	}
+	return ids, nil
+}
+
+// configLines reads configuration lines from a file flag or, with semicolons
+// as line breaks, from an environment variable, and names the source it
+// used; the source is empty when neither is set.
+func configLines(file, flag, env string) (text []byte, source string, err error) {
+	value, envSet := os.LookupEnv(env)
+	switch {
+	case file != "" && envSet:
+		return nil, "", fmt.Errorf("both %s and %s are set; use one", flag, env)
+	case file != "":
+		text, err := readConfigFile(file)
+		return text, file, err
+	case envSet:
+		return []byte(strings.ReplaceAll(value, ";", "\n")), env, nil
+	}
+	return nil, "", nil
+}
+
+// readConfigFile reads a file that grants access, refusing one that group or
+// others can write.
+func readConfigFile(path string) ([]byte, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if perm := info.Mode().Perm(); perm&0o022 != 0 {
+		return nil, fmt.Errorf("%s is writable by group or others (mode %#o): chmod go-w it", path, perm)
+	}
+	return os.ReadFile(path)
+}
+
+// generatedTokens returns the tokens of <data-dir>/tokens, first generating
+// an admin token if the file does not exist. The token itself is written
+// only to <data-dir>/admin.token and never logged.
+func generatedTokens(log *slog.Logger, dataDir string) ([]server.Token, error) {
+	// Absolute, so the log tells the operator where to look.
+	if abs, err := filepath.Abs(dataDir); err == nil {
+		dataDir = abs
+	}
+	path := filepath.Join(dataDir, generatedTokensName)
+	tokenPath := filepath.Join(dataDir, adminTokenFileName)
+	if _, err := os.Stat(path); err == nil {
+		text, err := readConfigFile(path)
+		if err != nil {
+			return nil, err
+		}
+		tokens, err := server.ParseTokens(text)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if len(tokens) == 0 {
+			return nil, fmt.Errorf("%s: no tokens", path)
+		}
+		log.Warn("using the API tokens generated for local use; production must supply its own with --token-file or "+tokensEnv, "path", path, "admin_token_file", tokenPath)
+		return tokens, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+
+	token, err := server.GenerateToken()
+	if err != nil {
+		return nil, err
+	}
+	admin := server.Token{
+		Name:   adminTokenName,
+		Scopes: []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead},
+		Hash:   server.HashToken(token),
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	// The token first: the hash file must never exist without the token
+	// having been saved.
+	if err := writeNewFile(tokenPath, token+"\n"); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("%s exists but %s does not: remove %s to generate a new admin token", tokenPath, path, tokenPath)
+		}
+		return nil, fmt.Errorf("write the admin token: %w", err)
+	}
+	if err := writeNewFile(path, "# Generated for the embedded database. Production must supply its own tokens.\n# name:scope[,scope]:sha256(token)\n"+admin.Line()+"\n"); err != nil {
+		_ = os.Remove(tokenPath)
+		return nil, fmt.Errorf("write the token file: %w", err)
+	}
+	log.Warn("generated an admin API token for local use; send it as 'authorization: Bearer <token>' metadata; production must supply its own tokens with --token-file or "+tokensEnv, "admin_token_file", tokenPath, "path", path)
+	return []server.Token{admin}, nil
+}
+
+// writeNewFile creates path with mode 0600 and writes text to it. It fails
+// with an os.ErrExist error, writing nothing, if path exists: it never
+// overwrites what another process just wrote.
+func writeNewFile(path, text string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, werr := f.WriteString(text)
+	if err := errors.Join(werr, f.Close()); err != nil {
+		_ = os.Remove(path)
+		return err
+	}
+	return nil
+}
+
+// isLoopbackAddr reports whether a listen address accepts connections from
+// this host only. An empty host listens on every interface.
+func isLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

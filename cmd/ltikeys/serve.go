@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+
+	"github.com/ltikeys/ltikeys/crypto"
+	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
+	"github.com/ltikeys/ltikeys/server"
+)
+
+type serveOptions struct {
+	log             logOptions
+	store           storeOptions
+	auth            authOptions
+	grpcAddr        string
+	httpAddr        string
+	keyBits         int
+	jwksRefresh     time.Duration
+	shutdownTimeout time.Duration
+}
+
+func newServeCommand() *cobra.Command {
+	var o serveOptions
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the gRPC key service and the public JWKS endpoint",
+		Long: `serve runs the gRPC KeyService and JwksService on --grpc-addr and the public
+HTTP listener on --http-addr, which serves GET /.well-known/jwks.json,
+/healthz and /readyz and nothing else.
+
+Every KeyService call must carry "authorization: Bearer <token>" metadata
+for a token of --token-file or LTIKEYS_TOKENS, or a client certificate
+mapped by --client-cert-scopes-file; GetToolKey needs scope keys.read, the
+other methods keys.admin. JwksService is open to all.
+
+With no flags it uses an embedded SQLite database in --data-dir and, on first
+start, generates a master key file and an admin API token there (the token
+in admin.token). Before accepting requests it checks that every stored
+private key opens with the configured master keys and refuses to start,
+naming the missing key, if one does not.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serve(cmd.Context(), &o)
+		},
+	}
+	f := cmd.Flags()
+	o.log.register(f)
+	o.store.register(f)
+	o.auth.register(f)
+	f.StringVar(&o.grpcAddr, "grpc-addr", "127.0.0.1:50051", "gRPC listen address")
+	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", "public HTTP listen address (JWKS and health)")
+	f.IntVar(&o.keyBits, "key-bits", 2048, "RSA modulus size of new keys: 2048, 3072 or 4096")
+	f.DurationVar(&o.jwksRefresh, "jwks-refresh", 5*time.Second, "how often the JWKS is rebuilt from the database, to pick up changes made by other replicas")
+	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may run after SIGTERM before they are cut")
+	addEnvUsage(f)
+	return cmd
+}
+
+func serve(ctx context.Context, o *serveOptions) error {
+	log, err := o.log.logger()
+	if err != nil {
+		return err
+	}
+	if !crypto.ValidKeyBits(o.keyBits) {
+		return fmt.Errorf("--key-bits: want 2048, 3072 or 4096, got %d", o.keyBits)
+	}
+	if o.jwksRefresh <= 0 {
+		return fmt.Errorf("--jwks-refresh: must be positive, got %s", o.jwksRefresh)
+	}
+	keyring, err := o.store.keyring(log, true)
+	if err != nil {
+		return err
+	}
+	grpcOpts, err := o.auth.serverOptions(log, &o.store, o.grpcAddr)
+	if err != nil {
+		return err
+	}
+	store, err := o.store.openStore(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	if err := server.CheckKeyring(ctx, store, keyring); err != nil {
+		return fmt.Errorf("refusing to start: a stored private key does not open with the configured master keys: %w", err)
+	}
+	jwks := server.NewJWKSCache(store)
+	if err := jwks.Refresh(ctx); err != nil {
+		return fmt.Errorf("load the JWKS: %w", err)
+	}
+	keys, err := server.NewKeyService(server.KeyServiceConfig{
+		Store:   store,
+		Keyring: keyring,
+		KeyBits: o.keyBits,
+		JWKS:    jwks,
+		Log:     log.With("component", "keys"),
+	})
+	if err != nil {
+		return err
+	}
+	jwksService := server.NewJwksService(jwks)
+
+	grpcServer := grpc.NewServer(grpcOpts...)
+	ltikeysv1.RegisterKeyServiceServer(grpcServer, keys)
+	ltikeysv1.RegisterJwksServiceServer(grpcServer, jwksService)
+
+	handler, err := server.NewHTTPHandler(ctx, jwksService, jwks.Ready)
+	if err != nil {
+		return err
+	}
+	httpServer := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// "OPTIONS *" reaches the handler, which answers 404 like any other
+		// request it does not serve.
+		DisableGeneralOptionsHandler: true,
+	}
+
+	grpcLis, err := net.Listen("tcp", o.grpcAddr)
+	if err != nil {
+		return fmt.Errorf("--grpc-addr: %w", err)
+	}
+	httpLis, err := net.Listen("tcp", o.httpAddr)
+	if err != nil {
+		grpcLis.Close()
+		return fmt.Errorf("--http-addr: %w", err)
+	}
+	log.Info("serving", "grpc_addr", grpcLis.Addr().String(), "http_addr", httpLis.Addr().String(), "key_bits", o.keyBits, "master_key", keyring.PrimaryID())
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return grpcServer.Serve(grpcLis) })
+	g.Go(func() error {
+		if err := httpServer.Serve(httpLis); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		jwks.Run(gctx, o.jwksRefresh, log.With("component", "jwks"))
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down", "timeout", o.shutdownTimeout)
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdownTimeout)
+		defer cancel()
+		stopped := make(chan struct{})
+		go func() {
+			grpcServer.GracefulStop()
+			close(stopped)
+		}()
+		httpErr := httpServer.Shutdown(shutdownCtx)
+		select {
+		case <-stopped:
+		case <-shutdownCtx.Done():
+			grpcServer.Stop()
+		}
+		return httpErr
+	})
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,135 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
+)
+
+// AuditMessage is the message of every audit log line.
+const AuditMessage = "audit"
+
+// maxAuditValue bounds an id or kid copied into the audit log from a
+// request: a refused request may carry anything.
+const maxAuditValue = 128
+
+// audit writes the one audit line of a call of a non-public method,
+// admitted or not: the method, the caller (empty when unauthenticated), the
+// peer address, the registration and key concerned, the outcome as a gRPC
+// code and the duration. Refusals by access control are logged at warn,
+// everything else at info.
+//
+// The registration id and kid are read from the request and the response
+// through the getters listed below, never by serializing a message, so no
+// other field (a private_jwk above all) can reach the log, and a new method
+// is audited with its ids as soon as its messages use the usual field names.
+func (a *Authenticator) audit(ctx context.Context, method string, caller Caller, start time.Time, err error, req, resp any) {
+	code := status.Code(err)
+	level := slog.LevelInfo
+	if code == codes.Unauthenticated || code == codes.PermissionDenied {
+		level = slog.LevelWarn
+	}
+	if !a.log.Enabled(ctx, level) {
+		return
+	}
+	ids := auditIDs(resp, req)
+	attrs := []slog.Attr{
+		slog.String("method", method),
+		slog.String("caller", caller.Name),
+		slog.String("registration_id", ids.registrationID),
+		slog.String("kid", ids.kid),
+	}
+	if ids.previousKid != "" {
+		attrs = append(attrs, slog.String("previous_kid", ids.previousKid))
+	}
+	attrs = append(attrs, slog.String("code", code.String()))
+	if err != nil {
+		// Status messages are written to be shown to the caller; they never
+		// carry key material.
+		attrs = append(attrs, slog.String("message", status.Convert(err).Message()))
+	}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		attrs = append(attrs, slog.String("peer", p.Addr.String()))
+	}
+	attrs = append(attrs, slog.Duration("duration", time.Since(start)))
+	a.log.LogAttrs(ctx, level, AuditMessage, attrs...)
+}
+
+// The getters the audit reads ids through. Generated messages have them for
+// fields of these names, and they are safe on nil messages.
+type (
+	registrationIDGetter interface{ GetRegistrationId() string }
+	kidGetter            interface{ GetKid() string }
+	registrationGetter   interface {
+		GetRegistration() *ltikeysv1.Registration
+	}
+	keyGetter         interface{ GetKey() *ltikeysv1.Key }
+	newKeyGetter      interface{ GetNewKey() *ltikeysv1.Key }
+	previousKeyGetter interface{ GetPreviousKey() *ltikeysv1.Key }
+)
+
+type auditedIDs struct {
+	registrationID, kid, previousKid string
+}
+
+// auditIDs collects the registration id, kid and previous kid of a call
+// from its messages, the first message that names each winning: the
+// response, which knows what was actually touched, comes before the request.
+func auditIDs(msgs ...any) auditedIDs {
+	var ids auditedIDs
+	for _, m := range msgs {
+		if m == nil {
+			continue
+		}
+		var regID, kid, previous []string
+		if g, ok := m.(registrationIDGetter); ok {
+			regID = append(regID, g.GetRegistrationId())
+		}
+		if g, ok := m.(newKeyGetter); ok {
+			kid = append(kid, g.GetNewKey().GetKid())
+			regID = append(regID, g.GetNewKey().GetRegistrationId())
+		}
+		if g, ok := m.(kidGetter); ok {
+			kid = append(kid, g.GetKid())
+		}
+		if g, ok := m.(keyGetter); ok {
+			kid = append(kid, g.GetKey().GetKid())
+			regID = append(regID, g.GetKey().GetRegistrationId())
+		}
+		if g, ok := m.(registrationGetter); ok {
+			regID = append(regID, g.GetRegistration().GetId())
+			kid = append(kid, g.GetRegistration().GetKid())
+		}
+		if g, ok := m.(previousKeyGetter); ok {
+			previous = append(previous, g.GetPreviousKey().GetKid())
+		}
+		fill(&ids.registrationID, regID)
+		fill(&ids.kid, kid)
+		fill(&ids.previousKid, previous)
+	}
+	return ids
+}
+
+// fill sets *dst, unless already set, to the first non-empty candidate,
+// truncated to maxAuditValue bytes.
+func fill(dst *string, candidates []string) {
+	if *dst != "" {
+		return
+	}
+	for _, c := range candidates {
+		if c != "" {
+			if len(c) > maxAuditValue {
+				c = strings.ToValidUTF8(c[:maxAuditValue], "") + "…"
+			}
+			*dst = c
+			return
+		}
+	}
+}

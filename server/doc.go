@@ -1,0 +1,17 @@
+// Package server implements the ltikeys gRPC services and the public HTTP
+// gateway.
+//
+// KeyService is for the tool's internal callers and hands out key material;
+// JwksService is public and only ever returns public keys, from an in-memory
+// document rebuilt when keys change. Every request is validated here before
+// it reaches storage; every error leaves through one place (status.go), which
+// turns it into a gRPC status with a message safe to show the caller. No
+// message, log line or error carries private key material.
+//
+// Access control lives in auth.go: an Authenticator's interceptors admit a
+// KeyService call only with a valid bearer token or mapped client
+// certificate holding the scope that one table (methodScopes) gives the
+// method, refuse methods missing from the table, and write one audit line
+// per call (audit.go). The HTTP handler routes exact paths only and is
+// never given KeyService.
+package server

@@ -1,0 +1,153 @@
+package server_test
+
+import (
+	"context"
+	"net"
+	"net/http/httptest"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/ltikeys/ltikeys/crypto"
+	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
+	"github.com/ltikeys/ltikeys/server"
+	"github.com/ltikeys/ltikeys/storage"
+	"github.com/ltikeys/ltikeys/storage/storagetest"
+)
+
+// backends lists the storage backends every server test runs against; each
+// returns the URL of a fresh, empty database.
+var backends = []struct {
+	name string
+	url  func(testing.TB) string
+}{
+	{"sqlite", storagetest.SQLiteURL},
+	{"postgres", storagetest.PostgresURL},
+}
+
+// forEachBackend runs test once per storage backend.
+func forEachBackend(t *testing.T, test func(t *testing.T, env *testEnv)) {
+	t.Helper()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			test(t, newTestEnvWith(t, b.url(t), testKeyring))
+		})
+	}
+}
+
+// testEnv is a running server, reached over an in-memory connection.
+type testEnv struct {
+	// url is the database's; a second testEnv on it shares its data.
+	url     string
+	store   storage.Store
+	keyring *crypto.Keyring
+	keys    ltikeysv1.KeyServiceClient
+	jwks    *server.JWKSCache
+	// http is the public HTTP listener.
+	http *httptest.Server
+}
+
+// testKeyring is one master key shared by the tests of this package.
+var testKeyring = func() *crypto.Keyring {
+	mk, err := crypto.GenerateMasterKey("test-1")
+	if err != nil {
+		panic(err)
+	}
+	kr, err := crypto.NewKeyring(mk)
+	if err != nil {
+		panic(err)
+	}
+	return kr
+}()
+
+// newTestEnvWith starts a server on the database at databaseURL that seals
+// and opens private keys with keyring.
+func newTestEnvWith(t *testing.T, databaseURL string, keyring *crypto.Keyring) *testEnv {
+	t.Helper()
+	ctx := context.Background()
+	store, err := storage.Open(ctx, databaseURL)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { store.Close() })
+
+	jwks := server.NewJWKSCache(store)
+	if err := jwks.Refresh(ctx); err != nil {
+		t.Fatalf("jwks refresh: %v", err)
+	}
+	keys, err := server.NewKeyService(server.KeyServiceConfig{
+		Store:   store,
+		Keyring: keyring,
+		KeyBits: 2048,
+		JWKS:    jwks,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwksService := server.NewJwksService(jwks)
+
+	lis := bufconn.Listen(1 << 20)
+	srv := grpc.NewServer()
+	ltikeysv1.RegisterKeyServiceServer(srv, keys)
+	ltikeysv1.RegisterJwksServiceServer(srv, jwksService)
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+
+	handler, err := server.NewHTTPHandler(ctx, jwksService, jwks.Ready)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(handler)
+	t.Cleanup(hs.Close)
+
+	return &testEnv{
+		url:     databaseURL,
+		store:   store,
+		keyring: keyring,
+		keys:    ltikeysv1.NewKeyServiceClient(conn),
+		jwks:    jwks,
+		http:    hs,
+	}
+}
+
+// validCreate returns a valid request for a registration unique to suffix.
+func validCreate(suffix string) *ltikeysv1.CreateRegistrationRequest {
+	return &ltikeysv1.CreateRegistrationRequest{
+		Issuer:        "https://canvas.example.edu/" + suffix,
+		ClientId:      "client-" + suffix,
+		AuthEndpoint:  "https://canvas.example.edu/api/lti/authorize_redirect",
+		JwksUri:       "https://canvas.example.edu/api/lti/security/jwks",
+		TokenEndpoint: "https://canvas.example.edu/login/oauth2/token",
+	}
+}
+
+// mustCreate creates a registration or fails the test.
+func (e *testEnv) mustCreate(t *testing.T, suffix string) *ltikeysv1.CreateRegistrationResponse {
+	t.Helper()
+	resp, err := e.keys.CreateRegistration(context.Background(), validCreate(suffix))
+	if err != nil {
+		t.Fatalf("CreateRegistration(%s): %v", suffix, err)
+	}
+	return resp
+}
+
+// keyCount returns how many key rows exist, active or not.
+func (e *testEnv) keyCount(t *testing.T) int {
+	t.Helper()
+	kids, err := e.store.KeyIDs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(kids)
+}

@@ -1,0 +1,260 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/api/httpbody"
+
+	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
+	"github.com/ltikeys/ltikeys/server"
+)
+
+// rawRequest sends a request as written, request-target untouched, over a
+// fresh TCP connection, and returns the response and its body.
+func rawRequest(t *testing.T, addr, method, target string, headers map[string]string, body string) (*http.Response, string) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	var req strings.Builder
+	fmt.Fprintf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", method, target, addr)
+	for k, v := range headers {
+		fmt.Fprintf(&req, "%s: %s\r\n", k, v)
+	}
+	if body != "" || method == http.MethodPost || method == http.MethodPut {
+		fmt.Fprintf(&req, "Content-Length: %d\r\n", len(body))
+	}
+	req.WriteString("\r\n" + body)
+	if _, err := io.WriteString(conn, req.String()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: method})
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, target, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, target, err)
+	}
+	return resp, string(b)
+}
+
+// privateMemberInBody matches a private JWK member in JSON.
+var privateMemberInBody = regexp.MustCompile(`"(d|p|q|dp|dq|qi|oth|k)"\s*:`)
+
+// TestPublicHTTPListenerRawRequests sends the public listener, byte for
+// byte, requests for every path it must not serve: other paths, other
+// methods, the routes the gateway would have for KeyService, and path
+// tricks that a cleaning client would hide. None may return key material
+// or reach KeyService, and only the exact JWKS path serves the JWKS.
+func TestPublicHTTPListenerRawRequests(t *testing.T) {
+	env := newAuthEnv(t, authEnvConfig{})
+	created := env.create(t)
+	id, kid := created.GetRegistration().GetId(), created.GetKey().GetKid()
+	addr := env.http.Listener.Addr().String()
+	grpcBody := map[string]string{"Content-Type": "application/grpc", "TE": "trailers"}
+	jsonBody := map[string]string{"Content-Type": "application/json"}
+	override := map[string]string{"Content-Type": "application/x-www-form-urlencoded", "X-HTTP-Method-Override": "GET"}
+
+	const (
+		ok       = http.StatusOK
+		notFound = http.StatusNotFound
+		badVerb  = http.StatusMethodNotAllowed
+	)
+	tests := []struct {
+		method, target string
+		headers        map[string]string
+		body           string
+		want           int
+	}{
+		// What is served.
+		{"GET", "/.well-known/jwks.json", nil, "", ok},
+		{"HEAD", "/.well-known/jwks.json", nil, "", ok},
+		{"GET", "/.well-known/jwks.json?registration_id=" + id, nil, "", ok},
+		{"GET", "http://elsewhere.example/.well-known/jwks.json", nil, "", ok},
+		{"GET", "/healthz", nil, "", ok},
+		{"HEAD", "/healthz", nil, "", ok},
+		{"GET", "/readyz", nil, "", ok},
+
+		// Other methods on served paths.
+		{"POST", "/.well-known/jwks.json", jsonBody, "{}", badVerb},
+		{"POST", "/.well-known/jwks.json", override, "", badVerb},
+		{"PUT", "/.well-known/jwks.json", jsonBody, "{}", badVerb},
+		{"PATCH", "/.well-known/jwks.json", jsonBody, "{}", badVerb},
+		{"DELETE", "/.well-known/jwks.json", nil, "", badVerb},
+		{"OPTIONS", "/.well-known/jwks.json", nil, "", badVerb},
+		{"TRACE", "/.well-known/jwks.json", nil, "", badVerb},
+		{"CONNECT", "/.well-known/jwks.json", nil, "", badVerb},
+		{"PROPFIND", "/.well-known/jwks.json", nil, "", badVerb},
+		{"POST", "/healthz", nil, "", badVerb},
+		{"DELETE", "/readyz", nil, "", badVerb},
+		{"OPTIONS", "*", nil, "", notFound},
+
+		// KeyService as gRPC, gRPC-Web or the gateway would route it.
+		{"POST", "/ltikeys.v1.KeyService/GetToolKey", grpcBody, "", notFound},
+		{"POST", "/ltikeys.v1.KeyService/GetToolKey", jsonBody, `{"registration_id":"` + id + `"}`, notFound},
+		{"GET", "/ltikeys.v1.KeyService/GetToolKey", nil, "", notFound},
+		{"POST", "/ltikeys.v1.KeyService/CreateRegistration", jsonBody, "{}", notFound},
+		{"POST", "/ltikeys.v1.KeyService/RotateKey", grpcBody, "", notFound},
+		{"POST", "/ltikeys.v1.KeyService/RetireKey", jsonBody, `{"kid":"` + kid + `"}`, notFound},
+		{"POST", "/ltikeys.v1.JwksService/GetJwks", grpcBody, "", notFound},
+		{"GET", "/v1/registrations", nil, "", notFound},
+		{"POST", "/v1/registrations", jsonBody, "{}", notFound},
+		{"GET", "/v1/registrations/" + id, nil, "", notFound},
+		{"GET", "/v1/registrations/" + id + "/key", nil, "", notFound},
+		{"GET", "/v1/registrations/" + id + "/tool-key", nil, "", notFound},
+		{"POST", "/v1/registrations/" + id + ":rotate", nil, "", notFound},
+		{"POST", "/v1/keys/" + kid + ":retire", nil, "", notFound},
+		{"GET", "/v1/keys", nil, "", notFound},
+		{"GET", "/v1/keys/" + kid, nil, "", notFound},
+
+		// Other paths, and spellings of the JWKS path that are not it.
+		{"GET", "/", nil, "", notFound},
+		{"GET", "/.well-known", nil, "", notFound},
+		{"GET", "/.well-known/", nil, "", notFound},
+		{"GET", "/.well-known/jwks.json/", nil, "", notFound},
+		{"GET", "/.well-known/jwks.json/extra", nil, "", notFound},
+		{"GET", "/.well-known/jwks.json/../x", nil, "", notFound},
+		{"GET", "/.well-known/jwks.json/..", nil, "", notFound},
+		{"GET", "/.well-known/jwks.json/.", nil, "", notFound},
+		{"GET", "/x/../.well-known/jwks.json", nil, "", notFound},
+		{"GET", "/./.well-known/jwks.json", nil, "", notFound},
+		{"GET", "//.well-known/jwks.json", nil, "", notFound},
+		{"GET", "/.well-known//jwks.json", nil, "", notFound},
+		{"GET", "/.well-known%2Fjwks.json", nil, "", notFound},
+		{"GET", "/.well-known/jwks.json%2F..%2Fx", nil, "", notFound},
+		{"GET", "/.well-known/jwks.json%2F..%2F..%2Fltikeys.v1.KeyService%2FGetToolKey", nil, "", notFound},
+		{"GET", "/%2Ewell-known/jwks.json", nil, "", notFound},
+		{"GET", "/.well-known/jwks%2Ejson", nil, "", notFound},
+		{"GET", "/.well-known/%6Awks.json", nil, "", notFound},
+		{"GET", "/.well-known/jwks.json%00", nil, "", notFound},
+		{"GET", "/.well-known/jwks.json;x", nil, "", notFound},
+		{"GET", "/.WELL-KNOWN/JWKS.JSON", nil, "", notFound},
+		{"GET", "/healthz/../ltikeys.v1.KeyService/GetToolKey", nil, "", notFound},
+		{"GET", "/readyz/", nil, "", notFound},
+	}
+
+	before := env.keyCalls.Load()
+	for _, tt := range tests {
+		resp, body := rawRequest(t, addr, tt.method, tt.target, tt.headers, tt.body)
+		name := tt.method + " " + tt.target
+		if resp.StatusCode != tt.want {
+			t.Errorf("%s = %d (%q), want %d", name, resp.StatusCode, body, tt.want)
+		}
+		if loc := resp.Header.Get("Location"); loc != "" {
+			t.Errorf("%s redirects to %q", name, loc)
+		}
+		if privateMemberInBody.MatchString(body) || strings.Contains(strings.ToUpper(body), "PRIVATE") {
+			t.Errorf("%s returned private key material: %s", name, body)
+		}
+		if tt.want == ok && tt.method == http.MethodGet && strings.Contains(tt.target, server.JWKSPath) {
+			var set struct {
+				Keys []json.RawMessage `json:"keys"`
+			}
+			if err := json.Unmarshal([]byte(body), &set); err != nil || len(set.Keys) != 1 {
+				t.Errorf("%s: want the JWKS with one key, got %q (%v)", name, body, err)
+			}
+			for _, k := range set.Keys {
+				assertPublicOnly(t, k)
+			}
+		}
+		if tt.method == http.MethodHead && body != "" {
+			t.Errorf("%s has a body", name)
+		}
+	}
+	if after := env.keyCalls.Load(); after != before {
+		t.Errorf("the public listener reached KeyService %d times", after-before)
+	}
+}
+
+// stubJwks serves a fixed document.
+type stubJwks struct {
+	ltikeysv1.UnimplementedJwksServiceServer
+}
+
+func (stubJwks) GetJwks(context.Context, *ltikeysv1.GetJwksRequest) (*httpbody.HttpBody, error) {
+	return &httpbody.HttpBody{ContentType: "application/json", Data: []byte(`{"keys":[]}`)}, nil
+}
+
+func TestReadyz(t *testing.T) {
+	var readyErr error
+	handler, err := server.NewHTTPHandler(context.Background(), stubJwks{}, func(context.Context) error { return readyErr })
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(handler)
+	defer hs.Close()
+	get := func(path string) (int, string) {
+		resp, err := http.Get(hs.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get(server.ReadyzPath); code != http.StatusOK {
+		t.Errorf("ready: /readyz = %d, want 200", code)
+	}
+	readyErr = errors.New("database password=hunter2 unreachable")
+	code, body := get(server.ReadyzPath)
+	if code != http.StatusServiceUnavailable {
+		t.Errorf("not ready: /readyz = %d, want 503", code)
+	}
+	if strings.Contains(body, "hunter2") {
+		t.Errorf("/readyz shows the readiness error to the public: %q", body)
+	}
+	if code, _ := get(server.HealthzPath); code != http.StatusOK {
+		t.Errorf("not ready: /healthz = %d, want 200 (the process is alive)", code)
+	}
+
+	handler, err = server.NewHTTPHandler(context.Background(), stubJwks{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, server.ReadyzPath, nil))
+	if rec.Code != http.StatusOK {
+		t.Errorf("nil readiness check: /readyz = %d, want 200", rec.Code)
+	}
+}
+
+func TestJWKSCacheReady(t *testing.T) {
+	env := newAuthEnv(t, authEnvConfig{})
+	cache := server.NewJWKSCache(env.store)
+	if cache.Ready(context.Background()) == nil {
+		t.Errorf("Ready before the first refresh = nil, want an error")
+	}
+	if err := cache.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := cache.Ready(context.Background()); err != nil {
+		t.Errorf("Ready after a refresh = %v", err)
+	}
+	env.store.Close()
+	if cache.Refresh(context.Background()) == nil {
+		t.Fatal("Refresh on a closed store succeeded")
+	}
+	if cache.Ready(context.Background()) == nil {
+		t.Errorf("Ready after a failed refresh = nil, want the error")
+	}
+	if cache.Document() == nil {
+		t.Errorf("a failed refresh dropped the last good document")
+	}
+}

@@ -1,0 +1,282 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/ltikeys/ltikeys/crypto"
+	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
+	"github.com/ltikeys/ltikeys/storage"
+)
+
+// KeyServiceConfig configures a KeyService.
+type KeyServiceConfig struct {
+	Store storage.Store
+	// Keyring seals new private keys and opens stored ones.
+	Keyring *crypto.Keyring
+	// KeyBits is the RSA modulus size of generated keys (2048, 3072, 4096).
+	KeyBits int
+	// JWKS, when set, is refreshed after every change to the published keys,
+	// so this process serves the change at once.
+	JWKS *JWKSCache
+	Log  *slog.Logger
+}
+
+// KeyService implements ltikeysv1.KeyServiceServer.
+type KeyService struct {
+	ltikeysv1.UnimplementedKeyServiceServer
+
+	store   storage.Store
+	keyring *crypto.Keyring
+	bits    int
+	jwks    *JWKSCache
+	log     *slog.Logger
+}
+
+// NewKeyService returns a KeyService. It fails on an invalid configuration.
+func NewKeyService(cfg KeyServiceConfig) (*KeyService, error) {
+	if cfg.Store == nil || cfg.Keyring == nil {
+		return nil, errors.New("server: KeyService needs a store and a keyring")
+	}
+	if !crypto.ValidKeyBits(cfg.KeyBits) {
+		return nil, fmt.Errorf("server: unsupported key size %d (want 2048, 3072 or 4096)", cfg.KeyBits)
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &KeyService{
+		store:   cfg.Store,
+		keyring: cfg.Keyring,
+		bits:    cfg.KeyBits,
+		jwks:    cfg.JWKS,
+		log:     log,
+	}, nil
+}
+
+// CreateRegistration implements ltikeysv1.KeyServiceServer.
+func (s *KeyService) CreateRegistration(ctx context.Context, req *ltikeysv1.CreateRegistrationRequest) (*ltikeysv1.CreateRegistrationResponse, error) {
+	var v violations
+	v.requireText("issuer", req.GetIssuer(), maxFieldLen)
+	v.requireText("client_id", req.GetClientId(), maxClientIDLen)
+	v.requireEndpoint("auth_endpoint", req.GetAuthEndpoint())
+	v.requireEndpoint("jwks_uri", req.GetJwksUri())
+	v.requireEndpoint("token_endpoint", req.GetTokenEndpoint())
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, storeError(ctx, s.log, "CreateRegistration", err)
+	}
+	reg := storage.Registration{
+		ID:            id.String(),
+		Issuer:        req.GetIssuer(),
+		ClientID:      req.GetClientId(),
+		AuthEndpoint:  req.GetAuthEndpoint(),
+		JWKSURI:       req.GetJwksUri(),
+		TokenEndpoint: req.GetTokenEndpoint(),
+	}
+	// Generate outside any transaction: it takes far longer than the insert.
+	key, err := s.newKey(reg.ID)
+	if err != nil {
+		return nil, storeError(ctx, s.log, "CreateRegistration", err)
+	}
+	reg, key, err = s.store.CreateRegistration(ctx, reg, key)
+	switch {
+	case errors.Is(err, storage.ErrAlreadyExists):
+		return nil, status.Errorf(codes.AlreadyExists, "a registration for issuer %q and client_id %q already exists", req.GetIssuer(), req.GetClientId())
+	case err != nil:
+		return nil, storeError(ctx, s.log, "CreateRegistration", err)
+	}
+	s.keysChanged(ctx)
+	s.log.InfoContext(ctx, "registration created", "registration_id", reg.ID, "kid", key.KID)
+	return &ltikeysv1.CreateRegistrationResponse{
+		Registration: registrationProto(reg),
+		Key:          keyProto(key),
+	}, nil
+}
+
+// GetToolKey implements ltikeysv1.KeyServiceServer.
+func (s *KeyService) GetToolKey(ctx context.Context, req *ltikeysv1.GetToolKeyRequest) (*ltikeysv1.GetToolKeyResponse, error) {
+	reg, err := s.lookup(ctx, "GetToolKey", req.GetRegistrationId(), req.GetIssuerClient(), req.GetLookup() != nil)
+	if err != nil {
+		return nil, err
+	}
+	key, err := s.store.GetKey(ctx, reg.KID)
+	if err != nil {
+		// The registration's foreign key guarantees the row; any error here
+		// is a fault, not a client mistake.
+		return nil, storeError(ctx, s.log, "GetToolKey", err)
+	}
+	private, err := s.keyring.Open(key.PrivateJWK, key.KID)
+	if err != nil {
+		return nil, storeError(ctx, s.log, "GetToolKey", fmt.Errorf("open private key %s: %w", key.KID, err))
+	}
+	resp := &ltikeysv1.GetToolKeyResponse{
+		Registration: registrationProto(reg),
+		Kid:          key.KID,
+		PrivateJwk:   string(private),
+	}
+	crypto.Zero(private)
+	return resp, nil
+}
+
+// RotateKey implements ltikeysv1.KeyServiceServer.
+func (s *KeyService) RotateKey(ctx context.Context, req *ltikeysv1.RotateKeyRequest) (*ltikeysv1.RotateKeyResponse, error) {
+	var v violations
+	v.requireUUID("registration_id", req.GetRegistrationId())
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	// Fail fast, before spending a key generation, for an unknown id. The
+	// transaction below checks again.
+	if _, err := s.store.GetRegistration(ctx, req.GetRegistrationId()); err != nil {
+		return nil, s.registrationError(ctx, "RotateKey", err, req.GetRegistrationId())
+	}
+	key, err := s.newKey(req.GetRegistrationId())
+	if err != nil {
+		return nil, storeError(ctx, s.log, "RotateKey", err)
+	}
+	reg, current, previous, err := s.store.RotateKey(ctx, req.GetRegistrationId(), key)
+	if err != nil {
+		return nil, s.registrationError(ctx, "RotateKey", err, req.GetRegistrationId())
+	}
+	s.keysChanged(ctx)
+	s.log.InfoContext(ctx, "key rotated", "registration_id", reg.ID, "kid", current.KID, "previous_kid", previous.KID)
+	return &ltikeysv1.RotateKeyResponse{
+		Registration: registrationProto(reg),
+		NewKey:       keyProto(current),
+		PreviousKey:  keyProto(previous),
+	}, nil
+}
+
+// RetireKey implements ltikeysv1.KeyServiceServer.
+func (s *KeyService) RetireKey(ctx context.Context, req *ltikeysv1.RetireKeyRequest) (*ltikeysv1.RetireKeyResponse, error) {
+	var v violations
+	v.requireText("kid", req.GetKid(), maxFieldLen)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	key, err := s.store.RetireKey(ctx, req.GetKid())
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, status.Errorf(codes.NotFound, "key %q not found", req.GetKid())
+	case errors.Is(err, storage.ErrKeyInUse):
+		return nil, status.Errorf(codes.FailedPrecondition, "key %q is a registration's current signing key: rotate the registration first", req.GetKid())
+	case err != nil:
+		return nil, storeError(ctx, s.log, "RetireKey", err)
+	}
+	s.keysChanged(ctx)
+	s.log.InfoContext(ctx, "key retired", "registration_id", key.RegistrationID, "kid", key.KID)
+	return &ltikeysv1.RetireKeyResponse{Key: keyProto(key)}, nil
+}
+
+// lookup resolves the registration a request names, by id or by issuer and
+// client_id; set tells whether the request's oneof was set at all.
+func (s *KeyService) lookup(ctx context.Context, method, id string, ic *ltikeysv1.IssuerClient, set bool) (storage.Registration, error) {
+	var v violations
+	switch {
+	case !set:
+		v.add("lookup", "one of registration_id or issuer_client is required")
+	case ic != nil:
+		v.requireText("issuer_client.issuer", ic.GetIssuer(), maxFieldLen)
+		v.requireText("issuer_client.client_id", ic.GetClientId(), maxClientIDLen)
+	default:
+		v.requireUUID("registration_id", id)
+	}
+	if err := v.err(); err != nil {
+		return storage.Registration{}, err
+	}
+	if ic != nil {
+		reg, err := s.store.GetRegistrationByIssuerClient(ctx, ic.GetIssuer(), ic.GetClientId())
+		if errors.Is(err, storage.ErrNotFound) {
+			return reg, status.Errorf(codes.NotFound, "no registration for issuer %q and client_id %q", ic.GetIssuer(), ic.GetClientId())
+		}
+		if err != nil {
+			return reg, storeError(ctx, s.log, method, err)
+		}
+		return reg, nil
+	}
+	reg, err := s.store.GetRegistration(ctx, id)
+	if err != nil {
+		return reg, s.registrationError(ctx, method, err, id)
+	}
+	return reg, nil
+}
+
+// registrationError maps an error from a lookup by registration id.
+func (s *KeyService) registrationError(ctx context.Context, method string, err error, id string) error {
+	if errors.Is(err, storage.ErrNotFound) {
+		return status.Errorf(codes.NotFound, "registration %q not found", id)
+	}
+	return storeError(ctx, s.log, method, err)
+}
+
+// newKey generates a key pair for a registration and seals its private half.
+// The plaintext is zeroed before it returns.
+func (s *KeyService) newKey(registrationID string) (storage.Key, error) {
+	pair, err := crypto.GenerateKeyPair(s.bits)
+	if err != nil {
+		return storage.Key{}, fmt.Errorf("generate key: %w", err)
+	}
+	defer crypto.Zero(pair.PrivateJWK)
+	sealed, err := s.keyring.Seal(pair.PrivateJWK, pair.KID)
+	if err != nil {
+		return storage.Key{}, fmt.Errorf("seal key %s: %w", pair.KID, err)
+	}
+	return storage.Key{
+		KID:            pair.KID,
+		Alg:            pair.Alg,
+		RegistrationID: registrationID,
+		PublicJWK:      pair.PublicJWK,
+		PrivateJWK:     sealed,
+		Active:         true,
+	}, nil
+}
+
+// keysChanged refreshes this process's JWKS after a committed change. A
+// failure is logged, not returned: the change is durable and the periodic
+// refresh will publish it.
+func (s *KeyService) keysChanged(ctx context.Context) {
+	if s.jwks == nil {
+		return
+	}
+	if err := s.jwks.Refresh(context.WithoutCancel(ctx)); err != nil {
+		s.log.WarnContext(ctx, "jwks refresh after change failed; the periodic refresh will retry", "err", err)
+	}
+}
+
+func registrationProto(r storage.Registration) *ltikeysv1.Registration {
+	return &ltikeysv1.Registration{
+		Id:            r.ID,
+		Issuer:        r.Issuer,
+		ClientId:      r.ClientID,
+		AuthEndpoint:  r.AuthEndpoint,
+		JwksUri:       r.JWKSURI,
+		TokenEndpoint: r.TokenEndpoint,
+		Kid:           r.KID,
+		CreateTime:    timestamppb.New(r.CreatedAt),
+		UpdateTime:    timestamppb.New(r.UpdatedAt),
+	}
+}
+
+func keyProto(k storage.Key) *ltikeysv1.Key {
+	return &ltikeysv1.Key{
+		Kid:            k.KID,
+		Alg:            k.Alg,
+		Active:         k.Active,
+		PublicJwk:      string(k.PublicJWK),
+		CreateTime:     timestamppb.New(k.CreatedAt),
+		UpdateTime:     timestamppb.New(k.UpdatedAt),
+		RegistrationId: k.RegistrationID,
+	}
+}
