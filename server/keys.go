@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/google/uuid"
+	"github.com/lestrrat-go/jwx/v2/jwk"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -107,7 +108,32 @@ func (s *KeyService) CreateRegistration(ctx context.Context, req *ltikeysv1.Crea
 
 // GetToolKey implements ltikeysv1.KeyServiceServer.
 func (s *KeyService) GetToolKey(ctx context.Context, req *ltikeysv1.GetToolKeyRequest) (*ltikeysv1.GetToolKeyResponse, error) {
-	reg, err := s.lookup(ctx, "GetToolKey", req.GetRegistrationId(), req.GetIssuerClient(), req.GetLookup() != nil)
+	sk, err := s.signingKey(ctx, "GetToolKey", req.GetRegistrationId(), req.GetIssuerClient(), req.GetLookup() != nil)
+	if err != nil {
+		return nil, err
+	}
+	return &ltikeysv1.GetToolKeyResponse{
+		Registration: registrationProto(sk.reg),
+		Kid:          sk.kid,
+		PrivateJwk:   sk.privateJWK,
+	}, nil
+}
+
+// signingKey is a registration's current signing key, opened.
+type signingKey struct {
+	reg storage.Registration
+	kid string
+	// privateJWK is the private JWK as JSON text. Secret.
+	privateJWK string
+	// key is privateJWK parsed, ready to sign with.
+	key jwk.Key
+}
+
+// signingKey resolves the registration a request names (see lookup) and
+// opens its current signing key. Every path that needs a private key goes
+// through here.
+func (s *KeyService) signingKey(ctx context.Context, method, id string, ic *ltikeysv1.IssuerClient, set bool) (*signingKey, error) {
+	reg, err := s.lookup(ctx, method, id, ic, set)
 	if err != nil {
 		return nil, err
 	}
@@ -115,19 +141,18 @@ func (s *KeyService) GetToolKey(ctx context.Context, req *ltikeysv1.GetToolKeyRe
 	if err != nil {
 		// The registration's foreign key guarantees the row; any error here
 		// is a fault, not a client mistake.
-		return nil, storeError(ctx, s.log, "GetToolKey", err)
+		return nil, storeError(ctx, s.log, method, err)
 	}
 	private, err := s.keyring.Open(key.PrivateJWK, key.KID)
 	if err != nil {
-		return nil, storeError(ctx, s.log, "GetToolKey", fmt.Errorf("open private key %s: %w", key.KID, err))
+		return nil, storeError(ctx, s.log, method, fmt.Errorf("open private key %s: %w", key.KID, err))
 	}
-	resp := &ltikeysv1.GetToolKeyResponse{
-		Registration: registrationProto(reg),
-		Kid:          key.KID,
-		PrivateJwk:   string(private),
+	defer crypto.Zero(private)
+	parsed, err := crypto.ParsePrivateJWK(private)
+	if err != nil {
+		return nil, storeError(ctx, s.log, method, fmt.Errorf("parse private key %s: %w", key.KID, err))
 	}
-	crypto.Zero(private)
-	return resp, nil
+	return &signingKey{reg: reg, kid: key.KID, privateJWK: string(private), key: parsed}, nil
 }
 
 // RotateKey implements ltikeysv1.KeyServiceServer.

@@ -30,7 +30,9 @@ func TestCreateRegistrationValidation(t *testing.T) {
 			{"relative auth_endpoint", func(r *ltikeysv1.CreateRegistrationRequest) { r.AuthEndpoint = "/authorize" }, "auth_endpoint"},
 			{"http jwks_uri", func(r *ltikeysv1.CreateRegistrationRequest) { r.JwksUri = "http://platform.example.com/jwks" }, "jwks_uri"},
 			{"ftp token_endpoint", func(r *ltikeysv1.CreateRegistrationRequest) { r.TokenEndpoint = "ftp://platform.example.com/token" }, "token_endpoint"},
-			{"token_endpoint with credentials", func(r *ltikeysv1.CreateRegistrationRequest) { r.TokenEndpoint = "https://u:p@platform.example.com/token" }, "token_endpoint"},
+			{"token_endpoint with credentials", func(r *ltikeysv1.CreateRegistrationRequest) {
+				r.TokenEndpoint = "https://u:p@platform.example.com/token"
+			}, "token_endpoint"},
 			{"missing token_endpoint", func(r *ltikeysv1.CreateRegistrationRequest) { r.TokenEndpoint = "" }, "token_endpoint"},
 			{"http to a lookalike host", func(r *ltikeysv1.CreateRegistrationRequest) { r.JwksUri = "http://localhost.example.com/jwks" }, "jwks_uri"},
 		}
