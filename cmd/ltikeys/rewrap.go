@@ -21,9 +21,13 @@ the configured keyring, one key per transaction. Keys already sealed under it
 are left alone, so rewrap is idempotent; it is safe to run while servers are
 serving, and to interrupt and run again.
 
-To retire a master key: put a new key first in the keyring (keeping the old
-one after it), restart the servers, run rewrap, then remove the old key and
-restart again. See docs/encryption.md.`,
+To retire a master key: add the new key to the keyring after the old one and
+restart every server; move it first and restart again (with several replicas,
+every server must be able to open the new key before any seals with it); run
+rewrap; then remove the old key and restart. See docs/encryption.md.
+
+rewrap never generates a master key: with the embedded database and no key
+configured it uses the key file serve generated in --data-dir.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := logOpts.logger()
