@@ -17,6 +17,33 @@ import (
 type gormStore struct {
 	db  *gorm.DB
 	now func() time.Time
+	// notify makes every change also pg_notify ChangesChannel (PostgreSQL).
+	notify bool
+}
+
+// ChangesChannel is the PostgreSQL notification channel every committed
+// change is announced on, with an empty payload.
+const ChangesChannel = "ltikeys_changes"
+
+// changed records a change inside tx: it increments the change counter and,
+// on PostgreSQL, queues a notification, which the server delivers only if
+// and when tx commits. Called last in a transaction, so the counter's row
+// lock, which serializes all writers, is held as briefly as possible.
+func (s *gormStore) changed(tx *gorm.DB) error {
+	err := tx.Model(&changeModel{}).Where("id = ?", changeRowID).
+		UpdateColumn("version", gorm.Expr("version + 1")).Error
+	if err != nil || !s.notify {
+		return err
+	}
+	return tx.Exec("SELECT pg_notify(?, '')", ChangesChannel).Error
+}
+
+func (s *gormStore) Version(ctx context.Context) (int64, error) {
+	var m changeModel
+	if err := s.db.WithContext(ctx).Where("id = ?", changeRowID).Take(&m).Error; err != nil {
+		return 0, wrap(err, "read change counter")
+	}
+	return m.Version, nil
 }
 
 var _ Store = (*gormStore)(nil)
@@ -53,7 +80,10 @@ func (s *gormStore) CreateRegistration(ctx context.Context, reg Registration, ke
 			return err
 		}
 		r = newRegistrationModel(reg, k.ID, now)
-		return tx.Create(&r).Error
+		if err := tx.Create(&r).Error; err != nil {
+			return err
+		}
+		return s.changed(tx)
 	})
 	if err != nil {
 		return Registration{}, Key{}, wrap(err, "create registration %q", reg.ID)
@@ -121,8 +151,12 @@ func (s *gormStore) RotateKey(ctx context.Context, registrationID string, newKey
 			return err
 		}
 		r.JWKID, r.UpdatedAt = cur.ID, now
-		return tx.Model(&registrationModel{}).Where("id = ?", r.ID).
+		err := tx.Model(&registrationModel{}).Where("id = ?", r.ID).
 			Updates(map[string]any{"jwk_id": r.JWKID, "updated_at": r.UpdatedAt}).Error
+		if err != nil {
+			return err
+		}
+		return s.changed(tx)
 	})
 	if err != nil {
 		return Registration{}, Key{}, Key{}, wrap(err, "rotate key of registration %q", registrationID)
@@ -147,8 +181,12 @@ func (s *gormStore) RetireKey(ctx context.Context, kid string) (Key, error) {
 			return ErrKeyInUse
 		}
 		m.Active, m.UpdatedAt = false, s.now()
-		return tx.Model(&jwkModel{}).Where("id = ?", m.ID).
+		err := tx.Model(&jwkModel{}).Where("id = ?", m.ID).
 			Updates(map[string]any{"active": m.Active, "updated_at": m.UpdatedAt}).Error
+		if err != nil {
+			return err
+		}
+		return s.changed(tx)
 	})
 	if err != nil {
 		return Key{}, wrap(err, "retire key %q", kid)

@@ -100,3 +100,17 @@ func (m registrationModel) registration(kid string) Registration {
 		UpdatedAt:     m.UpdatedAt.UTC(),
 	}
 }
+
+// changeModel is the single row of ltikeys_changes: the change counter that
+// Store.Version reads. Every write transaction that changes what readers see
+// increments it last, so readers see the new value only once the change is
+// committed.
+type changeModel struct {
+	ID      int64 `gorm:"column:id;primaryKey;autoIncrement:false"`
+	Version int64 `gorm:"column:version;not null;default:0"`
+}
+
+func (changeModel) TableName() string { return "ltikeys_changes" }
+
+// changeRowID is the id of the counter's only row.
+const changeRowID = 1

@@ -14,6 +14,7 @@ import (
 	"github.com/glebarez/sqlite"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 	"gorm.io/gorm/logger"
 )
 
@@ -21,8 +22,9 @@ import (
 type Option func(*options)
 
 type options struct {
-	log *slog.Logger
-	now func() time.Time
+	log       *slog.Logger
+	now       func() time.Time
+	statement func(ctx context.Context)
 }
 
 // WithLogger routes the ORM's own reports to log: failed statements at error
@@ -39,6 +41,15 @@ func WithLogger(log *slog.Logger) Option {
 // precision), so what a write returns equals what a later read returns.
 func WithClock(now func() time.Time) Option {
 	return func(o *options) { o.now = now }
+}
+
+// WithStatementHook calls hook after every SQL statement the store runs
+// through its connection pool (not the notification listener's LISTEN),
+// with the statement's context. It is for tests and instrumentation that
+// need to know whether a code path touches the database; hook must be cheap
+// and safe for concurrent use.
+func WithStatementHook(hook func(ctx context.Context)) Option {
+	return func(o *options) { o.statement = hook }
 }
 
 // DefaultSQLiteURL returns the URL of the embedded database, ltikeys.db in
@@ -100,10 +111,56 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (Store, error
 		return nil, fmt.Errorf("storage: open %s database: %w", dialector.Name(), err)
 	}
 	s.db = db
-	if err := db.WithContext(ctx).AutoMigrate(&jwkModel{}, &registrationModel{}); err != nil {
+	if o.statement != nil {
+		if err := registerStatementHook(db, o.statement); err != nil {
+			return nil, errors.Join(fmt.Errorf("storage: statement hook: %w", err), s.Close())
+		}
+	}
+	if err := migrate(ctx, db); err != nil {
 		return nil, errors.Join(fmt.Errorf("storage: migrate schema: %w", err), s.Close())
 	}
+	if dialector.Name() == "postgres" {
+		s.notify = true
+		log := o.log
+		if log == nil {
+			log = slog.New(slog.DiscardHandler)
+		}
+		return &pgStore{gormStore: s, url: databaseURL, log: log}, nil
+	}
 	return s, nil
+}
+
+// migrate creates or upgrades the tables and makes sure the change counter
+// has its row.
+func migrate(ctx context.Context, db *gorm.DB) error {
+	db = db.WithContext(ctx)
+	if err := db.AutoMigrate(&jwkModel{}, &registrationModel{}, &changeModel{}); err != nil {
+		return err
+	}
+	return db.Clauses(clause.OnConflict{DoNothing: true}).Create(&changeModel{ID: changeRowID}).Error
+}
+
+// registerStatementHook calls hook after every statement of every kind.
+func registerStatementHook(db *gorm.DB, hook func(context.Context)) error {
+	after := func(tx *gorm.DB) {
+		if tx.Statement != nil && tx.Statement.SQL.Len() > 0 {
+			hook(tx.Statement.Context)
+		}
+	}
+	cb := db.Callback()
+	for _, err := range []error{
+		cb.Create().After("gorm:create").Register("ltikeys:statement_hook", after),
+		cb.Query().After("gorm:query").Register("ltikeys:statement_hook", after),
+		cb.Update().After("gorm:update").Register("ltikeys:statement_hook", after),
+		cb.Delete().After("gorm:delete").Register("ltikeys:statement_hook", after),
+		cb.Row().After("gorm:row").Register("ltikeys:statement_hook", after),
+		cb.Raw().After("gorm:raw").Register("ltikeys:statement_hook", after),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // sqliteDSN turns an sqlite: or file: URL into a driver DSN with the

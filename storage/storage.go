@@ -107,6 +107,27 @@ type Store interface {
 	// transaction and is returned as is.
 	UpdatePrivateKey(ctx context.Context, kid string, update func(sealed []byte) (next []byte, changed bool, err error)) error
 
+	// Version returns the change counter: a number that every committed
+	// CreateRegistration, RotateKey and RetireKey that changes something
+	// increases, in the same transaction, whichever process made it. Readers
+	// compare it with the version their cached data was built at; it is one
+	// single-row read, cheap enough to poll every second. Re-sealing a
+	// private key (UpdatePrivateKey) changes nothing a reader sees and does
+	// not count.
+	Version(ctx context.Context) (int64, error)
 	// Close releases the underlying connections.
 	Close() error
+}
+
+// Notifier is implemented by backends that push change notifications: the
+// PostgreSQL backend, through LISTEN/NOTIFY. SQLite has none; callers poll
+// Version instead (and should poll as a safety net in any case).
+type Notifier interface {
+	// Listen calls changed after each committed change made by any process
+	// sharing the database, and once each time its connection is
+	// established, since changes made while it was down were not heard. It
+	// holds one dedicated connection, re-established by itself with backoff
+	// whenever it fails or stops answering, and blocks until ctx is done.
+	// changed must not block.
+	Listen(ctx context.Context, changed func())
 }

@@ -41,6 +41,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"UpdatePrivateKeyUnchanged", testUpdatePrivateKeyUnchanged},
 		{"UpdatePrivateKeyError", testUpdatePrivateKeyError},
 		{"UpdatePrivateKeyNotFound", testUpdatePrivateKeyNotFound},
+		{"Version", testVersion},
 		{"ConcurrentRotateKey", testConcurrentRotateKey},
 		{"ConcurrentUpdatePrivateKey", testConcurrentUpdatePrivateKey},
 	}
@@ -537,4 +538,59 @@ func testUpdatePrivateKeyNotFound(t *testing.T, s storage.Store) {
 	if called {
 		t.Error("update called for an unknown kid")
 	}
+}
+
+// testVersion checks that every change, and only a change, moves the
+// change counter forward.
+func testVersion(t *testing.T, s storage.Store) {
+	ctx := t.Context()
+	last, err := s.Version(ctx)
+	if err != nil {
+		t.Fatalf("Version: %v", err)
+	}
+	step := func(what string, wantChange bool) {
+		t.Helper()
+		v, err := s.Version(ctx)
+		if err != nil {
+			t.Fatalf("Version after %s: %v", what, err)
+		}
+		switch {
+		case wantChange && v <= last:
+			t.Errorf("Version after %s = %d, want more than %d", what, v, last)
+		case !wantChange && v != last:
+			t.Errorf("Version after %s = %d, want it unchanged at %d", what, v, last)
+		}
+		last = v
+	}
+	reg, first := mustCreate(t, s)
+	step("CreateRegistration", true)
+	mustRotate(t, s, reg.ID)
+	step("RotateKey", true)
+	if _, err := s.RetireKey(ctx, first.KID); err != nil {
+		t.Fatal(err)
+	}
+	step("RetireKey", true)
+
+	// Reads, refused or idempotent writes, and re-sealing change nothing.
+	mustGetRegistration(t, s, reg.ID)
+	mustActiveKIDs(t, s)
+	if _, err := s.RetireKey(ctx, first.KID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RetireKey(ctx, "kid-unknown"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("RetireKey of unknown kid: %v", err)
+	}
+	dup := newRegistration()
+	dup.Issuer, dup.ClientID = reg.Issuer, reg.ClientID
+	if _, _, err := s.CreateRegistration(ctx, dup, newKey(dup.ID)); !errors.Is(err, storage.ErrAlreadyExists) {
+		t.Fatalf("duplicate CreateRegistration: %v", err)
+	}
+	if _, _, _, err := s.RotateKey(ctx, newRegistration().ID, newKey("")); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("RotateKey of unknown registration: %v", err)
+	}
+	err = s.UpdatePrivateKey(ctx, first.KID, func(b []byte) ([]byte, bool, error) { return append(b, 1), true, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	step("reads, refused writes and UpdatePrivateKey", false)
 }
