@@ -79,8 +79,8 @@ func TestAuditLog(t *testing.T) {
 	expect(err, codes.Unauthenticated, want{"CreateRegistration", "", "", "", 0})
 
 	byID := &ltikeysv1.GetToolKeyRequest{Lookup: &ltikeysv1.GetToolKeyRequest_RegistrationId{RegistrationId: id}}
-	got, err := keys.GetToolKey(as("reader"), byID)
-	expect(err, codes.OK, want{"GetToolKey", "reader", id, firstKid, 0})
+	got, err := keys.GetToolKey(as("exporter"), byID)
+	expect(err, codes.OK, want{"GetToolKey", "exporter", id, firstKid, 0})
 	privateJWKs := []string{got.GetPrivateJwk()}
 	byPair := &ltikeysv1.GetToolKeyRequest{Lookup: &ltikeysv1.GetToolKeyRequest_IssuerClient{IssuerClient: &ltikeysv1.IssuerClient{
 		Issuer: created.GetRegistration().GetIssuer(), ClientId: created.GetRegistration().GetClientId()}}}
@@ -97,9 +97,14 @@ func TestAuditLog(t *testing.T) {
 	rotateLine := len(wants) - 1
 	_, err = keys.RotateKey(wrong, &ltikeysv1.RotateKeyRequest{RegistrationId: id})
 	expect(err, codes.Unauthenticated, want{"RotateKey", "", id, "", 0})
-	got, err = keys.GetToolKey(as("reader"), byID)
-	expect(err, codes.OK, want{"GetToolKey", "reader", id, newKid, 0})
+	got, err = keys.GetToolKey(as("exporter"), byID)
+	expect(err, codes.OK, want{"GetToolKey", "exporter", id, newKid, 0})
 	privateJWKs = append(privateJWKs, got.GetPrivateJwk())
+	_, err = keys.SignJwt(as("signer"), &ltikeysv1.SignJwtRequest{Lookup: &ltikeysv1.SignJwtRequest_RegistrationId{RegistrationId: id}, ClaimsJson: `{"sub":"audited"}`})
+	expect(err, codes.OK, want{"SignJwt", "signer", id, newKid, 0})
+	_, err = keys.CreateClientAssertion(as("signer"), &ltikeysv1.CreateClientAssertionRequest{
+		Lookup: &ltikeysv1.CreateClientAssertionRequest_IssuerClient{IssuerClient: byPair.GetIssuerClient()}})
+	expect(err, codes.OK, want{"CreateClientAssertion", "signer", "", newKid, 0})
 
 	_, err = keys.RetireKey(as("reader"), &ltikeysv1.RetireKeyRequest{Kid: firstKid})
 	expect(err, codes.PermissionDenied, want{"RetireKey", "reader", "", firstKid, 0})

@@ -26,15 +26,21 @@ import (
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
 )
 
-// Scope is a permission a caller holds. Scopes are independent: keys.admin
-// does not imply keys.read, so a caller that manages registrations need not
-// be able to read private keys.
+// Scope is a permission a caller holds. Scopes are independent: no scope
+// implies another, so a caller that manages registrations or signs with
+// their keys need not be able to read private keys.
 type Scope string
 
 const (
-	// ScopeKeysRead allows the methods that read keys, private halves
-	// included (GetToolKey).
+	// ScopeKeysRead is reserved for methods that read public data about
+	// registrations and keys. No method requires it yet; it does not allow
+	// GetToolKey.
 	ScopeKeysRead Scope = "keys.read"
+	// ScopeKeysReadPrivate allows exporting private keys (GetToolKey).
+	ScopeKeysReadPrivate Scope = "keys.read_private"
+	// ScopeKeysSign allows signing with a registration's key without seeing
+	// it (SignJwt, CreateClientAssertion).
+	ScopeKeysSign Scope = "keys.sign"
 	// ScopeKeysAdmin allows the methods that create or change registrations
 	// and keys (CreateRegistration, RotateKey, RetireKey).
 	ScopeKeysAdmin Scope = "keys.admin"
@@ -43,17 +49,19 @@ const (
 // knownScopes are the scopes a token or certificate identity may be granted.
 // Configuration naming any other scope is refused, so a typo fails loudly
 // instead of granting nothing.
-var knownScopes = []Scope{ScopeKeysRead, ScopeKeysAdmin}
+var knownScopes = []Scope{ScopeKeysRead, ScopeKeysReadPrivate, ScopeKeysSign, ScopeKeysAdmin}
 
 // methodScopes is the access-control table: the scope each non-public
 // method requires. It is the only place authorization is decided. A method
 // absent from it is refused to every caller, and a test fails for every
 // method of the API that has no entry, so a new RPC cannot ship unguarded.
 var methodScopes = map[string]Scope{
-	ltikeysv1.KeyService_CreateRegistration_FullMethodName: ScopeKeysAdmin,
-	ltikeysv1.KeyService_GetToolKey_FullMethodName:         ScopeKeysRead,
-	ltikeysv1.KeyService_RotateKey_FullMethodName:          ScopeKeysAdmin,
-	ltikeysv1.KeyService_RetireKey_FullMethodName:          ScopeKeysAdmin,
+	ltikeysv1.KeyService_CreateRegistration_FullMethodName:    ScopeKeysAdmin,
+	ltikeysv1.KeyService_GetToolKey_FullMethodName:            ScopeKeysReadPrivate,
+	ltikeysv1.KeyService_SignJwt_FullMethodName:               ScopeKeysSign,
+	ltikeysv1.KeyService_CreateClientAssertion_FullMethodName: ScopeKeysSign,
+	ltikeysv1.KeyService_RotateKey_FullMethodName:             ScopeKeysAdmin,
+	ltikeysv1.KeyService_RetireKey_FullMethodName:             ScopeKeysAdmin,
 }
 
 // publicMethods need no credentials: the JWKS holds only public keys. Like

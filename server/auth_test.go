@@ -44,16 +44,29 @@ var authEnvTokens = []struct {
 	name   string
 	scopes []server.Scope
 }{
-	{"admin", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead}},
+	{"admin", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead, server.ScopeKeysReadPrivate, server.ScopeKeysSign}},
 	{"reader", []server.Scope{server.ScopeKeysRead}},
+	{"exporter", []server.Scope{server.ScopeKeysReadPrivate}},
+	{"signer", []server.Scope{server.ScopeKeysSign}},
 	{"manager", []server.Scope{server.ScopeKeysAdmin}},
+	{"all-but-read_private", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead, server.ScopeKeysSign}},
+	{"all-but-sign", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead, server.ScopeKeysReadPrivate}},
+	{"all-but-admin", []server.Scope{server.ScopeKeysRead, server.ScopeKeysReadPrivate, server.ScopeKeysSign}},
 }
 
-// holderOf and lackerOf name, for each scope, a token holding exactly that
-// scope and one holding every scope but it.
+// holderOf and lackerOf name, for each scope a method requires, a token
+// holding exactly that scope and one holding every scope but it.
 var (
-	holderOf = map[server.Scope]string{server.ScopeKeysRead: "reader", server.ScopeKeysAdmin: "manager"}
-	lackerOf = map[server.Scope]string{server.ScopeKeysRead: "manager", server.ScopeKeysAdmin: "reader"}
+	holderOf = map[server.Scope]string{
+		server.ScopeKeysReadPrivate: "exporter",
+		server.ScopeKeysSign:        "signer",
+		server.ScopeKeysAdmin:       "manager",
+	}
+	lackerOf = map[server.Scope]string{
+		server.ScopeKeysReadPrivate: "all-but-read_private",
+		server.ScopeKeysSign:        "all-but-sign",
+		server.ScopeKeysAdmin:       "all-but-admin",
+	}
 )
 
 // authEnv is a server as serve wires it, access control on, over an
@@ -80,6 +93,8 @@ type authEnvConfig struct {
 	// clientCreds are those of env.admin's connection; nil for plaintext.
 	clientCreds credentials.TransportCredentials
 	certScopes  []server.CertIdentity
+	// disableKeyExport is KeyServiceConfig.DisableKeyExport.
+	disableKeyExport bool
 }
 
 func newAuthEnv(t *testing.T, cfg authEnvConfig) *authEnv {
@@ -99,6 +114,7 @@ func newAuthEnv(t *testing.T, cfg authEnvConfig) *authEnv {
 	}
 	keys, err := server.NewKeyService(server.KeyServiceConfig{
 		Store: store, Keyring: testKeyring, KeyBits: 2048, JWKS: jwks, Log: log.With("component", "keys"),
+		DisableKeyExport: cfg.disableKeyExport,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -327,6 +343,15 @@ func TestKeyServiceAccessControl(t *testing.T) {
 		"GetToolKey": func(t *testing.T) proto.Message {
 			return &ltikeysv1.GetToolKeyRequest{Lookup: &ltikeysv1.GetToolKeyRequest_RegistrationId{RegistrationId: env.create(t).GetRegistration().GetId()}}
 		},
+		"SignJwt": func(t *testing.T) proto.Message {
+			return &ltikeysv1.SignJwtRequest{
+				Lookup:     &ltikeysv1.SignJwtRequest_RegistrationId{RegistrationId: env.create(t).GetRegistration().GetId()},
+				ClaimsJson: `{"sub":"user-1"}`,
+			}
+		},
+		"CreateClientAssertion": func(t *testing.T) proto.Message {
+			return &ltikeysv1.CreateClientAssertionRequest{Lookup: &ltikeysv1.CreateClientAssertionRequest_RegistrationId{RegistrationId: env.create(t).GetRegistration().GetId()}}
+		},
 		"RotateKey": func(t *testing.T) proto.Message {
 			return &ltikeysv1.RotateKeyRequest{RegistrationId: env.create(t).GetRegistration().GetId()}
 		},
@@ -472,7 +497,7 @@ func TestStreamInterceptor(t *testing.T) {
 	}
 	logs := &syncBuffer{}
 	auth, err := server.NewAuthenticator(server.AuthConfig{
-		Tokens: []server.Token{{Name: "reader", Scopes: []server.Scope{server.ScopeKeysRead}, Hash: server.HashToken(token)}},
+		Tokens: []server.Token{{Name: "exporter", Scopes: []server.Scope{server.ScopeKeysReadPrivate}, Hash: server.HashToken(token)}},
 		Log:    slog.New(slog.NewJSONHandler(logs, nil)),
 	})
 	if err != nil {
@@ -504,14 +529,14 @@ func TestStreamInterceptor(t *testing.T) {
 	if err != nil {
 		t.Fatalf("authenticated stream: %v", err)
 	}
-	if caller.Name != "reader" || !caller.Has(server.ScopeKeysRead) {
-		t.Errorf("handler saw caller %+v, want reader with keys.read", caller)
+	if caller.Name != "exporter" || !caller.Has(server.ScopeKeysReadPrivate) {
+		t.Errorf("handler saw caller %+v, want exporter with keys.read_private", caller)
 	}
 	lines := auditLines(t, logs.String())
 	if len(lines) != 1 {
 		t.Fatalf("%d audit lines, want 1:\n%s", len(lines), logs)
 	}
-	want := map[string]string{"method": ltikeysv1.KeyService_GetToolKey_FullMethodName, "caller": "reader",
+	want := map[string]string{"method": ltikeysv1.KeyService_GetToolKey_FullMethodName, "caller": "exporter",
 		"registration_id": "0190a5c0-0000-7000-8000-000000000001", "kid": "kid-1", "code": "OK"}
 	for k, v := range want {
 		if lines[0][k] != v {
@@ -738,7 +763,7 @@ func TestMutualTLS(t *testing.T) {
 		stranger = ca.issue(t, false, "stranger", []string{"stranger.ltikeys.test"})
 		forged   = otherCA.issue(t, false, "ops", []string{"admin.ltikeys.test"}, readerURI)
 	)
-	certScopes, err := server.ParseCertScopes([]byte("uri:" + readerURI + ":keys.read\ndns:admin.ltikeys.test:keys.admin\ncn:ops:keys.read\n"))
+	certScopes, err := server.ParseCertScopes([]byte("uri:" + readerURI + ":keys.read_private\ndns:admin.ltikeys.test:keys.admin\ncn:ops:keys.read_private\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -784,10 +809,10 @@ func TestMutualTLS(t *testing.T) {
 		token      string
 		get, write codes.Code
 	}{
-		{"URI SAN mapped to keys.read", reader, "", codes.OK, codes.PermissionDenied},
-		{"DNS SAN and CN mapped to keys.admin and keys.read", admin, "", codes.OK, codes.OK},
+		{"URI SAN mapped to keys.read_private", reader, "", codes.OK, codes.PermissionDenied},
+		{"DNS SAN and CN mapped to keys.admin and keys.read_private", admin, "", codes.OK, codes.OK},
 		{"unmapped certificate", stranger, "", codes.Unauthenticated, codes.Unauthenticated},
-		{"unmapped certificate with a reader token", stranger, env.tokens["reader"], codes.OK, codes.PermissionDenied},
+		{"unmapped certificate with an exporter token", stranger, env.tokens["exporter"], codes.OK, codes.PermissionDenied},
 		{"mapped certificate with a wrong token", admin, "ltk_wrong", codes.Unauthenticated, codes.Unauthenticated},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -805,7 +830,7 @@ func TestMutualTLS(t *testing.T) {
 	for _, line := range auditLines(t, env.logs.String()) {
 		callers[fmt.Sprint(line["caller"])] = true
 	}
-	for _, want := range []string{"uri:" + readerURI, "dns:admin.ltikeys.test", "reader", "admin"} {
+	for _, want := range []string{"uri:" + readerURI, "dns:admin.ltikeys.test", "exporter", "admin"} {
 		if !callers[want] {
 			t.Errorf("no audit line names caller %q; callers: %v", want, callers)
 		}

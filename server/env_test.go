@@ -64,7 +64,7 @@ var testKeyring = func() *crypto.Keyring {
 
 // newTestEnvWith starts a server on the database at databaseURL that seals
 // and opens private keys with keyring.
-func newTestEnvWith(t *testing.T, databaseURL string, keyring *crypto.Keyring) *testEnv {
+func newTestEnvWith(t testing.TB, databaseURL string, keyring *crypto.Keyring) *testEnv {
 	t.Helper()
 	ctx := context.Background()
 	store, err := storage.Open(ctx, databaseURL)
@@ -133,7 +133,7 @@ func validCreate(suffix string) *ltikeysv1.CreateRegistrationRequest {
 }
 
 // mustCreate creates a registration or fails the test.
-func (e *testEnv) mustCreate(t *testing.T, suffix string) *ltikeysv1.CreateRegistrationResponse {
+func (e *testEnv) mustCreate(t testing.TB, suffix string) *ltikeysv1.CreateRegistrationResponse {
 	t.Helper()
 	resp, err := e.keys.CreateRegistration(context.Background(), validCreate(suffix))
 	if err != nil {

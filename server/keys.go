@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/lestrrat-go/jwx/v2/jwk"
@@ -28,6 +29,13 @@ type KeyServiceConfig struct {
 	// so this process serves the change at once.
 	JWKS *JWKSCache
 	Log  *slog.Logger
+	// DisableKeyExport makes GetToolKey refuse every caller with
+	// PERMISSION_DENIED, whatever its scopes: private keys then never leave
+	// the service, and callers sign through SignJwt and
+	// CreateClientAssertion.
+	DisableKeyExport bool
+	// Now is the clock of signed tokens' iat and exp; time.Now if nil.
+	Now func() time.Time
 }
 
 // KeyService implements ltikeysv1.KeyServiceServer.
@@ -39,6 +47,9 @@ type KeyService struct {
 	bits    int
 	jwks    *JWKSCache
 	log     *slog.Logger
+
+	disableKeyExport bool
+	now              func() time.Time
 }
 
 // NewKeyService returns a KeyService. It fails on an invalid configuration.
@@ -53,12 +64,18 @@ func NewKeyService(cfg KeyServiceConfig) (*KeyService, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
 	return &KeyService{
-		store:   cfg.Store,
-		keyring: cfg.Keyring,
-		bits:    cfg.KeyBits,
-		jwks:    cfg.JWKS,
-		log:     log,
+		store:            cfg.Store,
+		keyring:          cfg.Keyring,
+		bits:             cfg.KeyBits,
+		jwks:             cfg.JWKS,
+		log:              log,
+		disableKeyExport: cfg.DisableKeyExport,
+		now:              now,
 	}, nil
 }
 
@@ -108,6 +125,9 @@ func (s *KeyService) CreateRegistration(ctx context.Context, req *ltikeysv1.Crea
 
 // GetToolKey implements ltikeysv1.KeyServiceServer.
 func (s *KeyService) GetToolKey(ctx context.Context, req *ltikeysv1.GetToolKeyRequest) (*ltikeysv1.GetToolKeyResponse, error) {
+	if s.disableKeyExport {
+		return nil, status.Error(codes.PermissionDenied, "private key export is disabled on this service: sign with SignJwt or CreateClientAssertion")
+	}
 	sk, err := s.signingKey(ctx, "GetToolKey", req.GetRegistrationId(), req.GetIssuerClient(), req.GetLookup() != nil)
 	if err != nil {
 		return nil, err

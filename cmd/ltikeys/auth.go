@@ -241,7 +241,7 @@ func generatedTokens(log *slog.Logger, dataDir string) ([]server.Token, error) {
 	}
 	admin := server.Token{
 		Name:   adminTokenName,
-		Scopes: []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead},
+		Scopes: []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead, server.ScopeKeysReadPrivate, server.ScopeKeysSign},
 		Hash:   server.HashToken(token),
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {

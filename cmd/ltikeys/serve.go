@@ -25,6 +25,7 @@ type serveOptions struct {
 	grpcAddr        string
 	httpAddr        string
 	keyBits         int
+	disableExport   bool
 	jwksRefresh     time.Duration
 	shutdownTimeout time.Duration
 }
@@ -40,8 +41,10 @@ HTTP listener on --http-addr, which serves GET /.well-known/jwks.json,
 
 Every KeyService call must carry "authorization: Bearer <token>" metadata
 for a token of --token-file or LTIKEYS_TOKENS, or a client certificate
-mapped by --client-cert-scopes-file; GetToolKey needs scope keys.read, the
-other methods keys.admin. JwksService is open to all.
+mapped by --client-cert-scopes-file. SignJwt and CreateClientAssertion need
+scope keys.sign, GetToolKey keys.read_private (it returns private keys; with
+--disable-key-export it refuses everyone), the other methods keys.admin.
+JwksService is open to all.
 
 With no flags it uses an embedded SQLite database in --data-dir and, on first
 start, generates a master key file and an admin API token there (the token
@@ -60,6 +63,7 @@ naming the missing key, if one does not.`,
 	f.StringVar(&o.grpcAddr, "grpc-addr", "127.0.0.1:50051", "gRPC listen address")
 	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", "public HTTP listen address (JWKS and health)")
 	f.IntVar(&o.keyBits, "key-bits", 2048, "RSA modulus size of new keys: 2048, 3072 or 4096")
+	f.BoolVar(&o.disableExport, "disable-key-export", false, "refuse GetToolKey to every caller, so private keys never leave the service; callers sign with SignJwt and CreateClientAssertion")
 	f.DurationVar(&o.jwksRefresh, "jwks-refresh", 5*time.Second, "how often the JWKS is rebuilt from the database, to pick up changes made by other replicas")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may run after SIGTERM before they are cut")
 	addEnvUsage(f)
@@ -104,6 +108,8 @@ func serve(ctx context.Context, o *serveOptions) error {
 		KeyBits: o.keyBits,
 		JWKS:    jwks,
 		Log:     log.With("component", "keys"),
+
+		DisableKeyExport: o.disableExport,
 	})
 	if err != nil {
 		return err
@@ -139,7 +145,7 @@ func serve(ctx context.Context, o *serveOptions) error {
 		grpcLis.Close()
 		return fmt.Errorf("--http-addr: %w", err)
 	}
-	log.Info("serving", "grpc_addr", grpcLis.Addr().String(), "http_addr", httpLis.Addr().String(), "key_bits", o.keyBits, "master_key", keyring.PrimaryID())
+	log.Info("serving", "grpc_addr", grpcLis.Addr().String(), "http_addr", httpLis.Addr().String(), "key_bits", o.keyBits, "master_key", keyring.PrimaryID(), "key_export", !o.disableExport)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return grpcServer.Serve(grpcLis) })

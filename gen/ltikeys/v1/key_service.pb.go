@@ -9,6 +9,7 @@ package ltikeysv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -769,12 +770,343 @@ func (x *RetireKeyResponse) GetKey() *Key {
 	return nil
 }
 
+type SignJwtRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The registration whose current key signs. Exactly one is required.
+	//
+	// Types that are valid to be assigned to Lookup:
+	//
+	//	*SignJwtRequest_RegistrationId
+	//	*SignJwtRequest_IssuerClient
+	Lookup isSignJwtRequest_Lookup `protobuf_oneof:"lookup"`
+	// Required: the JWT claims, as the text of one JSON object of at most
+	// 64 KiB (65,536 bytes) with unique member names. They are signed as
+	// given, in the same order, with insignificant whitespace removed.
+	ClaimsJson string `protobuf:"bytes,3,opt,name=claims_json,json=claimsJson,proto3" json:"claims_json,omitempty"`
+	// Optional. When set, the service adds "iat" (now) and "exp" (now plus
+	// expires_in) as NumericDates, and claims_json must not hold either. Whole
+	// seconds, from 1 second to 24 hours.
+	ExpiresIn     *durationpb.Duration `protobuf:"bytes,4,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignJwtRequest) Reset() {
+	*x = SignJwtRequest{}
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignJwtRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignJwtRequest) ProtoMessage() {}
+
+func (x *SignJwtRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignJwtRequest.ProtoReflect.Descriptor instead.
+func (*SignJwtRequest) Descriptor() ([]byte, []int) {
+	return file_ltikeys_v1_key_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SignJwtRequest) GetLookup() isSignJwtRequest_Lookup {
+	if x != nil {
+		return x.Lookup
+	}
+	return nil
+}
+
+func (x *SignJwtRequest) GetRegistrationId() string {
+	if x != nil {
+		if x, ok := x.Lookup.(*SignJwtRequest_RegistrationId); ok {
+			return x.RegistrationId
+		}
+	}
+	return ""
+}
+
+func (x *SignJwtRequest) GetIssuerClient() *IssuerClient {
+	if x != nil {
+		if x, ok := x.Lookup.(*SignJwtRequest_IssuerClient); ok {
+			return x.IssuerClient
+		}
+	}
+	return nil
+}
+
+func (x *SignJwtRequest) GetClaimsJson() string {
+	if x != nil {
+		return x.ClaimsJson
+	}
+	return ""
+}
+
+func (x *SignJwtRequest) GetExpiresIn() *durationpb.Duration {
+	if x != nil {
+		return x.ExpiresIn
+	}
+	return nil
+}
+
+type isSignJwtRequest_Lookup interface {
+	isSignJwtRequest_Lookup()
+}
+
+type SignJwtRequest_RegistrationId struct {
+	RegistrationId string `protobuf:"bytes,1,opt,name=registration_id,json=registrationId,proto3,oneof"`
+}
+
+type SignJwtRequest_IssuerClient struct {
+	IssuerClient *IssuerClient `protobuf:"bytes,2,opt,name=issuer_client,json=issuerClient,proto3,oneof"`
+}
+
+func (*SignJwtRequest_RegistrationId) isSignJwtRequest_Lookup() {}
+
+func (*SignJwtRequest_IssuerClient) isSignJwtRequest_Lookup() {}
+
+type SignJwtResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The signed JWT in JWS compact serialization.
+	Jwt string `protobuf:"bytes,1,opt,name=jwt,proto3" json:"jwt,omitempty"`
+	// The kid of the key that signed, also in the JWT's header.
+	Kid           string `protobuf:"bytes,2,opt,name=kid,proto3" json:"kid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignJwtResponse) Reset() {
+	*x = SignJwtResponse{}
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignJwtResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignJwtResponse) ProtoMessage() {}
+
+func (x *SignJwtResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignJwtResponse.ProtoReflect.Descriptor instead.
+func (*SignJwtResponse) Descriptor() ([]byte, []int) {
+	return file_ltikeys_v1_key_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SignJwtResponse) GetJwt() string {
+	if x != nil {
+		return x.Jwt
+	}
+	return ""
+}
+
+func (x *SignJwtResponse) GetKid() string {
+	if x != nil {
+		return x.Kid
+	}
+	return ""
+}
+
+type CreateClientAssertionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The registration the assertion is for. Exactly one is required.
+	//
+	// Types that are valid to be assigned to Lookup:
+	//
+	//	*CreateClientAssertionRequest_RegistrationId
+	//	*CreateClientAssertionRequest_IssuerClient
+	Lookup isCreateClientAssertionRequest_Lookup `protobuf_oneof:"lookup"`
+	// Optional: the "aud" claim. Defaults to the registration's
+	// token_endpoint; set it for a platform that expects another audience
+	// (some expect their issuer or an authorization server identifier). At
+	// most 2,048 characters, without control characters.
+	Audience string `protobuf:"bytes,3,opt,name=audience,proto3" json:"audience,omitempty"`
+	// Optional: the assertion's lifetime, exp minus iat. Whole seconds, from
+	// 1 second to 1 hour; defaults to 5 minutes.
+	ExpiresIn     *durationpb.Duration `protobuf:"bytes,4,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateClientAssertionRequest) Reset() {
+	*x = CreateClientAssertionRequest{}
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateClientAssertionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateClientAssertionRequest) ProtoMessage() {}
+
+func (x *CreateClientAssertionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateClientAssertionRequest.ProtoReflect.Descriptor instead.
+func (*CreateClientAssertionRequest) Descriptor() ([]byte, []int) {
+	return file_ltikeys_v1_key_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CreateClientAssertionRequest) GetLookup() isCreateClientAssertionRequest_Lookup {
+	if x != nil {
+		return x.Lookup
+	}
+	return nil
+}
+
+func (x *CreateClientAssertionRequest) GetRegistrationId() string {
+	if x != nil {
+		if x, ok := x.Lookup.(*CreateClientAssertionRequest_RegistrationId); ok {
+			return x.RegistrationId
+		}
+	}
+	return ""
+}
+
+func (x *CreateClientAssertionRequest) GetIssuerClient() *IssuerClient {
+	if x != nil {
+		if x, ok := x.Lookup.(*CreateClientAssertionRequest_IssuerClient); ok {
+			return x.IssuerClient
+		}
+	}
+	return nil
+}
+
+func (x *CreateClientAssertionRequest) GetAudience() string {
+	if x != nil {
+		return x.Audience
+	}
+	return ""
+}
+
+func (x *CreateClientAssertionRequest) GetExpiresIn() *durationpb.Duration {
+	if x != nil {
+		return x.ExpiresIn
+	}
+	return nil
+}
+
+type isCreateClientAssertionRequest_Lookup interface {
+	isCreateClientAssertionRequest_Lookup()
+}
+
+type CreateClientAssertionRequest_RegistrationId struct {
+	RegistrationId string `protobuf:"bytes,1,opt,name=registration_id,json=registrationId,proto3,oneof"`
+}
+
+type CreateClientAssertionRequest_IssuerClient struct {
+	IssuerClient *IssuerClient `protobuf:"bytes,2,opt,name=issuer_client,json=issuerClient,proto3,oneof"`
+}
+
+func (*CreateClientAssertionRequest_RegistrationId) isCreateClientAssertionRequest_Lookup() {}
+
+func (*CreateClientAssertionRequest_IssuerClient) isCreateClientAssertionRequest_Lookup() {}
+
+type CreateClientAssertionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The signed client assertion (a JWT in JWS compact serialization), to
+	// send as client_assertion with client_assertion_type
+	// urn:ietf:params:oauth:client-assertion-type:jwt-bearer.
+	ClientAssertion string `protobuf:"bytes,1,opt,name=client_assertion,json=clientAssertion,proto3" json:"client_assertion,omitempty"`
+	// The kid of the key that signed, also in the JWT's header.
+	Kid string `protobuf:"bytes,2,opt,name=kid,proto3" json:"kid,omitempty"`
+	// The assertion's exp.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateClientAssertionResponse) Reset() {
+	*x = CreateClientAssertionResponse{}
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateClientAssertionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateClientAssertionResponse) ProtoMessage() {}
+
+func (x *CreateClientAssertionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateClientAssertionResponse.ProtoReflect.Descriptor instead.
+func (*CreateClientAssertionResponse) Descriptor() ([]byte, []int) {
+	return file_ltikeys_v1_key_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CreateClientAssertionResponse) GetClientAssertion() string {
+	if x != nil {
+		return x.ClientAssertion
+	}
+	return ""
+}
+
+func (x *CreateClientAssertionResponse) GetKid() string {
+	if x != nil {
+		return x.Kid
+	}
+	return ""
+}
+
+func (x *CreateClientAssertionResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
 var File_ltikeys_v1_key_service_proto protoreflect.FileDescriptor
 
 const file_ltikeys_v1_key_service_proto_rawDesc = "" +
 	"\n" +
 	"\x1cltikeys/v1/key_service.proto\x12\n" +
-	"ltikeys.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\x02\n" +
+	"ltikeys.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\x02\n" +
 	"\fRegistration\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06issuer\x18\x02 \x01(\tR\x06issuer\x12\x1b\n" +
@@ -828,14 +1160,39 @@ const file_ltikeys_v1_key_service_proto_rawDesc = "" +
 	"\x10RetireKeyRequest\x12\x10\n" +
 	"\x03kid\x18\x01 \x01(\tR\x03kid\"6\n" +
 	"\x11RetireKeyResponse\x12!\n" +
-	"\x03key\x18\x01 \x01(\v2\x0f.ltikeys.v1.KeyR\x03key2\xd2\x02\n" +
+	"\x03key\x18\x01 \x01(\v2\x0f.ltikeys.v1.KeyR\x03key\"\xe1\x01\n" +
+	"\x0eSignJwtRequest\x12)\n" +
+	"\x0fregistration_id\x18\x01 \x01(\tH\x00R\x0eregistrationId\x12?\n" +
+	"\rissuer_client\x18\x02 \x01(\v2\x18.ltikeys.v1.IssuerClientH\x00R\fissuerClient\x12\x1f\n" +
+	"\vclaims_json\x18\x03 \x01(\tR\n" +
+	"claimsJson\x128\n" +
+	"\n" +
+	"expires_in\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\texpiresInB\b\n" +
+	"\x06lookup\"5\n" +
+	"\x0fSignJwtResponse\x12\x10\n" +
+	"\x03jwt\x18\x01 \x01(\tR\x03jwt\x12\x10\n" +
+	"\x03kid\x18\x02 \x01(\tR\x03kid\"\xea\x01\n" +
+	"\x1cCreateClientAssertionRequest\x12)\n" +
+	"\x0fregistration_id\x18\x01 \x01(\tH\x00R\x0eregistrationId\x12?\n" +
+	"\rissuer_client\x18\x02 \x01(\v2\x18.ltikeys.v1.IssuerClientH\x00R\fissuerClient\x12\x1a\n" +
+	"\baudience\x18\x03 \x01(\tR\baudience\x128\n" +
+	"\n" +
+	"expires_in\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\texpiresInB\b\n" +
+	"\x06lookup\"\x99\x01\n" +
+	"\x1dCreateClientAssertionResponse\x12)\n" +
+	"\x10client_assertion\x18\x01 \x01(\tR\x0fclientAssertion\x12\x10\n" +
+	"\x03kid\x18\x02 \x01(\tR\x03kid\x12;\n" +
+	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime2\x84\x04\n" +
 	"\n" +
 	"KeyService\x12c\n" +
 	"\x12CreateRegistration\x12%.ltikeys.v1.CreateRegistrationRequest\x1a&.ltikeys.v1.CreateRegistrationResponse\x12K\n" +
 	"\n" +
 	"GetToolKey\x12\x1d.ltikeys.v1.GetToolKeyRequest\x1a\x1e.ltikeys.v1.GetToolKeyResponse\x12H\n" +
 	"\tRotateKey\x12\x1c.ltikeys.v1.RotateKeyRequest\x1a\x1d.ltikeys.v1.RotateKeyResponse\x12H\n" +
-	"\tRetireKey\x12\x1c.ltikeys.v1.RetireKeyRequest\x1a\x1d.ltikeys.v1.RetireKeyResponseB5Z3github.com/ltikeys/ltikeys/gen/ltikeys/v1;ltikeysv1b\x06proto3"
+	"\tRetireKey\x12\x1c.ltikeys.v1.RetireKeyRequest\x1a\x1d.ltikeys.v1.RetireKeyResponse\x12B\n" +
+	"\aSignJwt\x12\x1a.ltikeys.v1.SignJwtRequest\x1a\x1b.ltikeys.v1.SignJwtResponse\x12l\n" +
+	"\x15CreateClientAssertion\x12(.ltikeys.v1.CreateClientAssertionRequest\x1a).ltikeys.v1.CreateClientAssertionResponseB5Z3github.com/ltikeys/ltikeys/gen/ltikeys/v1;ltikeysv1b\x06proto3"
 
 var (
 	file_ltikeys_v1_key_service_proto_rawDescOnce sync.Once
@@ -849,26 +1206,31 @@ func file_ltikeys_v1_key_service_proto_rawDescGZIP() []byte {
 	return file_ltikeys_v1_key_service_proto_rawDescData
 }
 
-var file_ltikeys_v1_key_service_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_ltikeys_v1_key_service_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_ltikeys_v1_key_service_proto_goTypes = []any{
-	(*Registration)(nil),               // 0: ltikeys.v1.Registration
-	(*Key)(nil),                        // 1: ltikeys.v1.Key
-	(*IssuerClient)(nil),               // 2: ltikeys.v1.IssuerClient
-	(*CreateRegistrationRequest)(nil),  // 3: ltikeys.v1.CreateRegistrationRequest
-	(*CreateRegistrationResponse)(nil), // 4: ltikeys.v1.CreateRegistrationResponse
-	(*GetToolKeyRequest)(nil),          // 5: ltikeys.v1.GetToolKeyRequest
-	(*GetToolKeyResponse)(nil),         // 6: ltikeys.v1.GetToolKeyResponse
-	(*RotateKeyRequest)(nil),           // 7: ltikeys.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),          // 8: ltikeys.v1.RotateKeyResponse
-	(*RetireKeyRequest)(nil),           // 9: ltikeys.v1.RetireKeyRequest
-	(*RetireKeyResponse)(nil),          // 10: ltikeys.v1.RetireKeyResponse
-	(*timestamppb.Timestamp)(nil),      // 11: google.protobuf.Timestamp
+	(*Registration)(nil),                  // 0: ltikeys.v1.Registration
+	(*Key)(nil),                           // 1: ltikeys.v1.Key
+	(*IssuerClient)(nil),                  // 2: ltikeys.v1.IssuerClient
+	(*CreateRegistrationRequest)(nil),     // 3: ltikeys.v1.CreateRegistrationRequest
+	(*CreateRegistrationResponse)(nil),    // 4: ltikeys.v1.CreateRegistrationResponse
+	(*GetToolKeyRequest)(nil),             // 5: ltikeys.v1.GetToolKeyRequest
+	(*GetToolKeyResponse)(nil),            // 6: ltikeys.v1.GetToolKeyResponse
+	(*RotateKeyRequest)(nil),              // 7: ltikeys.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),             // 8: ltikeys.v1.RotateKeyResponse
+	(*RetireKeyRequest)(nil),              // 9: ltikeys.v1.RetireKeyRequest
+	(*RetireKeyResponse)(nil),             // 10: ltikeys.v1.RetireKeyResponse
+	(*SignJwtRequest)(nil),                // 11: ltikeys.v1.SignJwtRequest
+	(*SignJwtResponse)(nil),               // 12: ltikeys.v1.SignJwtResponse
+	(*CreateClientAssertionRequest)(nil),  // 13: ltikeys.v1.CreateClientAssertionRequest
+	(*CreateClientAssertionResponse)(nil), // 14: ltikeys.v1.CreateClientAssertionResponse
+	(*timestamppb.Timestamp)(nil),         // 15: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),           // 16: google.protobuf.Duration
 }
 var file_ltikeys_v1_key_service_proto_depIdxs = []int32{
-	11, // 0: ltikeys.v1.Registration.create_time:type_name -> google.protobuf.Timestamp
-	11, // 1: ltikeys.v1.Registration.update_time:type_name -> google.protobuf.Timestamp
-	11, // 2: ltikeys.v1.Key.create_time:type_name -> google.protobuf.Timestamp
-	11, // 3: ltikeys.v1.Key.update_time:type_name -> google.protobuf.Timestamp
+	15, // 0: ltikeys.v1.Registration.create_time:type_name -> google.protobuf.Timestamp
+	15, // 1: ltikeys.v1.Registration.update_time:type_name -> google.protobuf.Timestamp
+	15, // 2: ltikeys.v1.Key.create_time:type_name -> google.protobuf.Timestamp
+	15, // 3: ltikeys.v1.Key.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 4: ltikeys.v1.CreateRegistrationResponse.registration:type_name -> ltikeys.v1.Registration
 	1,  // 5: ltikeys.v1.CreateRegistrationResponse.key:type_name -> ltikeys.v1.Key
 	2,  // 6: ltikeys.v1.GetToolKeyRequest.issuer_client:type_name -> ltikeys.v1.IssuerClient
@@ -877,19 +1239,28 @@ var file_ltikeys_v1_key_service_proto_depIdxs = []int32{
 	1,  // 9: ltikeys.v1.RotateKeyResponse.new_key:type_name -> ltikeys.v1.Key
 	1,  // 10: ltikeys.v1.RotateKeyResponse.previous_key:type_name -> ltikeys.v1.Key
 	1,  // 11: ltikeys.v1.RetireKeyResponse.key:type_name -> ltikeys.v1.Key
-	3,  // 12: ltikeys.v1.KeyService.CreateRegistration:input_type -> ltikeys.v1.CreateRegistrationRequest
-	5,  // 13: ltikeys.v1.KeyService.GetToolKey:input_type -> ltikeys.v1.GetToolKeyRequest
-	7,  // 14: ltikeys.v1.KeyService.RotateKey:input_type -> ltikeys.v1.RotateKeyRequest
-	9,  // 15: ltikeys.v1.KeyService.RetireKey:input_type -> ltikeys.v1.RetireKeyRequest
-	4,  // 16: ltikeys.v1.KeyService.CreateRegistration:output_type -> ltikeys.v1.CreateRegistrationResponse
-	6,  // 17: ltikeys.v1.KeyService.GetToolKey:output_type -> ltikeys.v1.GetToolKeyResponse
-	8,  // 18: ltikeys.v1.KeyService.RotateKey:output_type -> ltikeys.v1.RotateKeyResponse
-	10, // 19: ltikeys.v1.KeyService.RetireKey:output_type -> ltikeys.v1.RetireKeyResponse
-	16, // [16:20] is the sub-list for method output_type
-	12, // [12:16] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	2,  // 12: ltikeys.v1.SignJwtRequest.issuer_client:type_name -> ltikeys.v1.IssuerClient
+	16, // 13: ltikeys.v1.SignJwtRequest.expires_in:type_name -> google.protobuf.Duration
+	2,  // 14: ltikeys.v1.CreateClientAssertionRequest.issuer_client:type_name -> ltikeys.v1.IssuerClient
+	16, // 15: ltikeys.v1.CreateClientAssertionRequest.expires_in:type_name -> google.protobuf.Duration
+	15, // 16: ltikeys.v1.CreateClientAssertionResponse.expire_time:type_name -> google.protobuf.Timestamp
+	3,  // 17: ltikeys.v1.KeyService.CreateRegistration:input_type -> ltikeys.v1.CreateRegistrationRequest
+	5,  // 18: ltikeys.v1.KeyService.GetToolKey:input_type -> ltikeys.v1.GetToolKeyRequest
+	7,  // 19: ltikeys.v1.KeyService.RotateKey:input_type -> ltikeys.v1.RotateKeyRequest
+	9,  // 20: ltikeys.v1.KeyService.RetireKey:input_type -> ltikeys.v1.RetireKeyRequest
+	11, // 21: ltikeys.v1.KeyService.SignJwt:input_type -> ltikeys.v1.SignJwtRequest
+	13, // 22: ltikeys.v1.KeyService.CreateClientAssertion:input_type -> ltikeys.v1.CreateClientAssertionRequest
+	4,  // 23: ltikeys.v1.KeyService.CreateRegistration:output_type -> ltikeys.v1.CreateRegistrationResponse
+	6,  // 24: ltikeys.v1.KeyService.GetToolKey:output_type -> ltikeys.v1.GetToolKeyResponse
+	8,  // 25: ltikeys.v1.KeyService.RotateKey:output_type -> ltikeys.v1.RotateKeyResponse
+	10, // 26: ltikeys.v1.KeyService.RetireKey:output_type -> ltikeys.v1.RetireKeyResponse
+	12, // 27: ltikeys.v1.KeyService.SignJwt:output_type -> ltikeys.v1.SignJwtResponse
+	14, // 28: ltikeys.v1.KeyService.CreateClientAssertion:output_type -> ltikeys.v1.CreateClientAssertionResponse
+	23, // [23:29] is the sub-list for method output_type
+	17, // [17:23] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_ltikeys_v1_key_service_proto_init() }
@@ -901,13 +1272,21 @@ func file_ltikeys_v1_key_service_proto_init() {
 		(*GetToolKeyRequest_RegistrationId)(nil),
 		(*GetToolKeyRequest_IssuerClient)(nil),
 	}
+	file_ltikeys_v1_key_service_proto_msgTypes[11].OneofWrappers = []any{
+		(*SignJwtRequest_RegistrationId)(nil),
+		(*SignJwtRequest_IssuerClient)(nil),
+	}
+	file_ltikeys_v1_key_service_proto_msgTypes[13].OneofWrappers = []any{
+		(*CreateClientAssertionRequest_RegistrationId)(nil),
+		(*CreateClientAssertionRequest_IssuerClient)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ltikeys_v1_key_service_proto_rawDesc), len(file_ltikeys_v1_key_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,10 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	KeyService_CreateRegistration_FullMethodName = "/ltikeys.v1.KeyService/CreateRegistration"
-	KeyService_GetToolKey_FullMethodName         = "/ltikeys.v1.KeyService/GetToolKey"
-	KeyService_RotateKey_FullMethodName          = "/ltikeys.v1.KeyService/RotateKey"
-	KeyService_RetireKey_FullMethodName          = "/ltikeys.v1.KeyService/RetireKey"
+	KeyService_CreateRegistration_FullMethodName    = "/ltikeys.v1.KeyService/CreateRegistration"
+	KeyService_GetToolKey_FullMethodName            = "/ltikeys.v1.KeyService/GetToolKey"
+	KeyService_RotateKey_FullMethodName             = "/ltikeys.v1.KeyService/RotateKey"
+	KeyService_RetireKey_FullMethodName             = "/ltikeys.v1.KeyService/RetireKey"
+	KeyService_SignJwt_FullMethodName               = "/ltikeys.v1.KeyService/SignJwt"
+	KeyService_CreateClientAssertion_FullMethodName = "/ltikeys.v1.KeyService/CreateClientAssertion"
 )
 
 // KeyServiceClient is the client API for KeyService service.
@@ -44,8 +46,12 @@ type KeyServiceClient interface {
 	// GetToolKey returns a registration's current signing key, private half
 	// included, for signing LTI messages and client assertions.
 	//
+	// Callers that only need signatures should use SignJwt or
+	// CreateClientAssertion instead, which never reveal the key.
+	//
 	// Errors: INVALID_ARGUMENT when no lookup is given or it is incomplete;
-	// NOT_FOUND when no registration matches.
+	// NOT_FOUND when no registration matches; PERMISSION_DENIED, for every
+	// caller, when the service runs with key export disabled.
 	GetToolKey(ctx context.Context, in *GetToolKeyRequest, opts ...grpc.CallOption) (*GetToolKeyResponse, error)
 	// RotateKey generates a new key pair and makes it the registration's
 	// signing key. The previous key stays published in the JWKS so platforms
@@ -63,6 +69,28 @@ type KeyServiceClient interface {
 	// Errors: INVALID_ARGUMENT for an empty kid; NOT_FOUND; FAILED_PRECONDITION
 	// when the key is a registration's current signing key (rotate first).
 	RetireKey(ctx context.Context, in *RetireKeyRequest, opts ...grpc.CallOption) (*RetireKeyResponse, error)
+	// SignJwt signs caller-supplied claims as a compact JWS with the
+	// registration's current signing key, so the caller never holds the
+	// private key. The protected header is always exactly
+	// {"alg":"RS256","typ":"JWT","kid":<kid>}: the caller has no way to set a
+	// header parameter. Members of claims_json named like header parameters
+	// (alg, kid, jku, jwk, x5u, x5c, crit, typ, …) are ordinary payload claims
+	// with no meaning to a verifier.
+	//
+	// Errors: INVALID_ARGUMENT for a missing or malformed lookup, claims_json
+	// that is not one JSON object of at most 64 KiB with unique member names,
+	// or a bad expires_in; NOT_FOUND when no registration matches.
+	SignJwt(ctx context.Context, in *SignJwtRequest, opts ...grpc.CallOption) (*SignJwtResponse, error)
+	// CreateClientAssertion signs the client assertion a tool presents to a
+	// platform's token endpoint to obtain an LTI Advantage access token
+	// (1EdTech Security Framework 1.1, section 4.1.1; RFC 7523): iss and sub
+	// are the registration's client_id, aud its token_endpoint (or the
+	// audience given), with iat, exp and a random jti.
+	//
+	// Errors: INVALID_ARGUMENT for a missing or malformed lookup, audience or
+	// expires_in; NOT_FOUND when no registration matches; FAILED_PRECONDITION
+	// when the registration has no token endpoint and no audience is given.
+	CreateClientAssertion(ctx context.Context, in *CreateClientAssertionRequest, opts ...grpc.CallOption) (*CreateClientAssertionResponse, error)
 }
 
 type keyServiceClient struct {
@@ -113,6 +141,26 @@ func (c *keyServiceClient) RetireKey(ctx context.Context, in *RetireKeyRequest, 
 	return out, nil
 }
 
+func (c *keyServiceClient) SignJwt(ctx context.Context, in *SignJwtRequest, opts ...grpc.CallOption) (*SignJwtResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SignJwtResponse)
+	err := c.cc.Invoke(ctx, KeyService_SignJwt_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) CreateClientAssertion(ctx context.Context, in *CreateClientAssertionRequest, opts ...grpc.CallOption) (*CreateClientAssertionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateClientAssertionResponse)
+	err := c.cc.Invoke(ctx, KeyService_CreateClientAssertion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // KeyServiceServer is the server API for KeyService service.
 // All implementations must embed UnimplementedKeyServiceServer
 // for forward compatibility.
@@ -132,8 +180,12 @@ type KeyServiceServer interface {
 	// GetToolKey returns a registration's current signing key, private half
 	// included, for signing LTI messages and client assertions.
 	//
+	// Callers that only need signatures should use SignJwt or
+	// CreateClientAssertion instead, which never reveal the key.
+	//
 	// Errors: INVALID_ARGUMENT when no lookup is given or it is incomplete;
-	// NOT_FOUND when no registration matches.
+	// NOT_FOUND when no registration matches; PERMISSION_DENIED, for every
+	// caller, when the service runs with key export disabled.
 	GetToolKey(context.Context, *GetToolKeyRequest) (*GetToolKeyResponse, error)
 	// RotateKey generates a new key pair and makes it the registration's
 	// signing key. The previous key stays published in the JWKS so platforms
@@ -151,6 +203,28 @@ type KeyServiceServer interface {
 	// Errors: INVALID_ARGUMENT for an empty kid; NOT_FOUND; FAILED_PRECONDITION
 	// when the key is a registration's current signing key (rotate first).
 	RetireKey(context.Context, *RetireKeyRequest) (*RetireKeyResponse, error)
+	// SignJwt signs caller-supplied claims as a compact JWS with the
+	// registration's current signing key, so the caller never holds the
+	// private key. The protected header is always exactly
+	// {"alg":"RS256","typ":"JWT","kid":<kid>}: the caller has no way to set a
+	// header parameter. Members of claims_json named like header parameters
+	// (alg, kid, jku, jwk, x5u, x5c, crit, typ, …) are ordinary payload claims
+	// with no meaning to a verifier.
+	//
+	// Errors: INVALID_ARGUMENT for a missing or malformed lookup, claims_json
+	// that is not one JSON object of at most 64 KiB with unique member names,
+	// or a bad expires_in; NOT_FOUND when no registration matches.
+	SignJwt(context.Context, *SignJwtRequest) (*SignJwtResponse, error)
+	// CreateClientAssertion signs the client assertion a tool presents to a
+	// platform's token endpoint to obtain an LTI Advantage access token
+	// (1EdTech Security Framework 1.1, section 4.1.1; RFC 7523): iss and sub
+	// are the registration's client_id, aud its token_endpoint (or the
+	// audience given), with iat, exp and a random jti.
+	//
+	// Errors: INVALID_ARGUMENT for a missing or malformed lookup, audience or
+	// expires_in; NOT_FOUND when no registration matches; FAILED_PRECONDITION
+	// when the registration has no token endpoint and no audience is given.
+	CreateClientAssertion(context.Context, *CreateClientAssertionRequest) (*CreateClientAssertionResponse, error)
 	mustEmbedUnimplementedKeyServiceServer()
 }
 
@@ -172,6 +246,12 @@ func (UnimplementedKeyServiceServer) RotateKey(context.Context, *RotateKeyReques
 }
 func (UnimplementedKeyServiceServer) RetireKey(context.Context, *RetireKeyRequest) (*RetireKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RetireKey not implemented")
+}
+func (UnimplementedKeyServiceServer) SignJwt(context.Context, *SignJwtRequest) (*SignJwtResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SignJwt not implemented")
+}
+func (UnimplementedKeyServiceServer) CreateClientAssertion(context.Context, *CreateClientAssertionRequest) (*CreateClientAssertionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateClientAssertion not implemented")
 }
 func (UnimplementedKeyServiceServer) mustEmbedUnimplementedKeyServiceServer() {}
 func (UnimplementedKeyServiceServer) testEmbeddedByValue()                    {}
@@ -266,6 +346,42 @@ func _KeyService_RetireKey_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KeyService_SignJwt_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SignJwtRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).SignJwt(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_SignJwt_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).SignJwt(ctx, req.(*SignJwtRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_CreateClientAssertion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateClientAssertionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).CreateClientAssertion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_CreateClientAssertion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).CreateClientAssertion(ctx, req.(*CreateClientAssertionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // KeyService_ServiceDesc is the grpc.ServiceDesc for KeyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -288,6 +404,14 @@ var KeyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RetireKey",
 			Handler:    _KeyService_RetireKey_Handler,
+		},
+		{
+			MethodName: "SignJwt",
+			Handler:    _KeyService_SignJwt_Handler,
+		},
+		{
+			MethodName: "CreateClientAssertion",
+			Handler:    _KeyService_CreateClientAssertion_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
