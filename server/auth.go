@@ -70,6 +70,7 @@ var methodScopes = map[string]Scope{
 // methods are not audited.
 var publicMethods = []string{
 	ltikeysv1.JwksService_GetJwks_FullMethodName,
+	ltikeysv1.JwksService_GetRegistrationJwks_FullMethodName,
 }
 
 // publicServices need no credentials either: health checking and reflection,

@@ -2,9 +2,13 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/protobuf/proto"
 
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
 )
@@ -20,40 +24,63 @@ const (
 	ReadyzPath = "/readyz"
 )
 
-// NewHTTPHandler returns the public HTTP handler: GET (and HEAD) of the JWKS,
-// through the grpc-gateway calling jwks in process (no network hop), of
-// /healthz, and of /readyz, which answers 200 while ready returns nil and
-// 503 otherwise (a nil ready is always ready). Its error is never shown: the
-// listener is public.
+// RegistrationJWKSPath is the pattern of a registration's own key set; the
+// id is the registration's UUID.
+const RegistrationJWKSPath = "/registrations/{registration_id}/jwks.json"
+
+// NewHTTPHandler returns the public HTTP handler: GET (and HEAD) of the JWKS
+// and of each registration's JWKS, through the grpc-gateway calling jwks in
+// process (no network hop), of /healthz, and of /readyz, which answers 200
+// while ready returns nil and 503 otherwise (a nil ready is always ready),
+// saying "degraded" while ready's error wraps ErrStale. Its error is never
+// shown: the listener is public.
+//
+// JWKS responses carry the headers JwksService sets (ETag, Cache-Control,
+// Vary, Content-Encoding, Content-Length), and a matching If-None-Match is
+// answered 304 with no body. Only If-None-Match and Accept-Encoding reach
+// the service from the request; no other header is passed on.
 //
 // Nothing else is served. Routing is by exact path: a path that is not
-// byte-for-byte one of these three (an escaped character, a dot segment, a
-// doubled slash, a trailing slash) is 404 without a redirect, and any other
-// method on the three is 405. The handler has no route to KeyService at all:
-// it is given only the JwksService.
+// byte-for-byte /.well-known/jwks.json, /healthz, /readyz or
+// /registrations/<id>/jwks.json with id made of hex digits and dashes only
+// (an escaped character, a dot segment, a doubled slash, a trailing slash)
+// is 404 without a redirect, and any other method on those paths is 405.
+// The handler has no route to KeyService at all: it is given only the
+// JwksService.
 func NewHTTPHandler(ctx context.Context, jwks ltikeysv1.JwksServiceServer, ready func(context.Context) error) (http.Handler, error) {
 	// The default marshaler keeps runtime.HTTPBodyMarshaler, which writes an
 	// HttpBody's bytes as they are with its content type.
-	gw := runtime.NewServeMux(runtime.WithDisableHTTPMethodOverride())
+	gw := runtime.NewServeMux(
+		runtime.WithDisableHTTPMethodOverride(),
+		runtime.WithIncomingHeaderMatcher(incomingJWKSHeader),
+		runtime.WithOutgoingHeaderMatcher(outgoingJWKSHeader),
+		runtime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
+		runtime.WithForwardResponseOption(forwardJWKSStatus),
+	)
 	if err := ltikeysv1.RegisterJwksServiceHandlerServer(ctx, gw, jwks); err != nil {
 		return nil, err
 	}
-	mux := http.NewServeMux()
 	// A GET pattern also matches HEAD; the gateway routes only GET, so HEAD
 	// is served as GET and the server drops the body.
-	mux.HandleFunc("GET "+JWKSPath, func(w http.ResponseWriter, r *http.Request) {
+	viaGateway := func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodHead {
 			r = r.Clone(r.Context())
 			r.Method = http.MethodGet
 		}
 		gw.ServeHTTP(w, r)
-	})
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+JWKSPath, viaGateway)
+	mux.HandleFunc("GET "+RegistrationJWKSPath, viaGateway)
 	mux.HandleFunc("GET "+HealthzPath, func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "ok\n")
 	})
 	mux.HandleFunc("GET "+ReadyzPath, func(w http.ResponseWriter, r *http.Request) {
 		if ready != nil {
-			if err := ready(r.Context()); err != nil {
+			if err := ready(r.Context()); errors.Is(err, ErrStale) {
+				writeText(w, http.StatusServiceUnavailable, "degraded\n")
+				return
+			} else if err != nil {
 				writeText(w, http.StatusServiceUnavailable, "not ready\n")
 				return
 			}
@@ -63,21 +90,79 @@ func NewHTTPHandler(ctx context.Context, jwks ltikeysv1.JwksServiceServer, ready
 	return exactPaths(mux, JWKSPath, HealthzPath, ReadyzPath), nil
 }
 
+// incomingJWKSHeader passes the two request headers JwksService reads, and
+// nothing else, to it as metadata.
+func incomingJWKSHeader(key string) (string, bool) {
+	switch http.CanonicalHeaderKey(key) {
+	case "If-None-Match":
+		return mdIfNoneMatch, true
+	case "Accept-Encoding":
+		return mdAcceptEncoding, true
+	}
+	return "", false
+}
+
+// outgoingJWKSHeaders maps JwksService's response metadata to headers.
+var outgoingJWKSHeaders = map[string]string{
+	mdETag:            "ETag",
+	mdCacheControl:    "Cache-Control",
+	mdVary:            "Vary",
+	mdContentEncoding: "Content-Encoding",
+	mdContentLength:   "Content-Length",
+}
+
+func outgoingJWKSHeader(key string) (string, bool) {
+	h, ok := outgoingJWKSHeaders[key]
+	return h, ok
+}
+
+// forwardJWKSStatus writes the not-modified status JwksService asks for;
+// the empty body that follows is then dropped by net/http.
+func forwardJWKSStatus(ctx context.Context, w http.ResponseWriter, _ proto.Message) error {
+	md, ok := runtime.ServerMetadataFromContext(ctx)
+	if ok && slices.Contains(md.HeaderMD.Get(mdStatus), "304") {
+		w.Header().Del("Content-Type")
+		w.WriteHeader(http.StatusNotModified)
+	}
+	return nil
+}
+
 // exactPaths passes to next only requests whose path is exactly one of
-// paths, with nothing escaped, and answers 404 to every other request, so
-// next never cleans, unescapes or redirects a path.
+// paths, or a registration's JWKS path, with nothing escaped, and answers
+// 404 to every other request, so next never cleans, unescapes or redirects
+// a path.
 func exactPaths(next http.Handler, paths ...string) http.Handler {
 	allowed := make(map[string]bool, len(paths))
 	for _, p := range paths {
 		allowed[p] = true
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.RawPath != "" || !allowed[r.URL.Path] {
+		if r.URL.RawPath != "" || !(allowed[r.URL.Path] || isRegistrationJWKSPath(r.URL.Path)) {
 			http.NotFound(w, r)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// isRegistrationJWKSPath reports whether p is /registrations/<id>/jwks.json
+// with an id of 1 to 36 hex digits and dashes: the shape of a UUID, and
+// nothing that could be a dot segment or need escaping.
+func isRegistrationJWKSPath(p string) bool {
+	rest, ok := strings.CutPrefix(p, "/registrations/")
+	if !ok {
+		return false
+	}
+	id, ok := strings.CutSuffix(rest, "/jwks.json")
+	if !ok || len(id) == 0 || len(id) > 36 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func writeText(w http.ResponseWriter, code int, body string) {

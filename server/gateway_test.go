@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"google.golang.org/genproto/googleapis/api/httpbody"
 
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
@@ -91,6 +92,9 @@ func TestPublicHTTPListenerRawRequests(t *testing.T) {
 		{"GET", "/healthz", nil, "", ok},
 		{"HEAD", "/healthz", nil, "", ok},
 		{"GET", "/readyz", nil, "", ok},
+		{"GET", "/registrations/" + id + "/jwks.json", nil, "", ok},
+		{"HEAD", "/registrations/" + id + "/jwks.json", nil, "", ok},
+		{"GET", "/registrations/" + id + "/jwks.json?x=1", nil, "", ok},
 
 		// Other methods on served paths.
 		{"POST", "/.well-known/jwks.json", jsonBody, "{}", badVerb},
@@ -105,6 +109,9 @@ func TestPublicHTTPListenerRawRequests(t *testing.T) {
 		{"POST", "/healthz", nil, "", badVerb},
 		{"DELETE", "/readyz", nil, "", badVerb},
 		{"OPTIONS", "*", nil, "", notFound},
+		{"POST", "/registrations/" + id + "/jwks.json", jsonBody, "{}", badVerb},
+		{"DELETE", "/registrations/" + id + "/jwks.json", nil, "", badVerb},
+		{"POST", "/registrations/" + id + "/jwks.json", override, "", badVerb},
 
 		// KeyService as gRPC, gRPC-Web or the gateway would route it.
 		{"POST", "/ltikeys.v1.KeyService/GetToolKey", grpcBody, "", notFound},
@@ -148,6 +155,30 @@ func TestPublicHTTPListenerRawRequests(t *testing.T) {
 		{"GET", "/.WELL-KNOWN/JWKS.JSON", nil, "", notFound},
 		{"GET", "/healthz/../ltikeys.v1.KeyService/GetToolKey", nil, "", notFound},
 		{"GET", "/readyz/", nil, "", notFound},
+
+		// Spellings of a registration's JWKS path that are not it, and
+		// unknown registrations.
+		{"GET", "/registrations/" + uuid.NewString() + "/jwks.json", nil, "", notFound},
+		{"GET", "/registrations/" + id, nil, "", notFound},
+		{"GET", "/registrations/" + id + "/", nil, "", notFound},
+		{"GET", "/registrations/" + id + "/jwks.json/", nil, "", notFound},
+		{"GET", "/registrations/" + id + "/tool-key", nil, "", notFound},
+		{"GET", "/registrations/" + id + "/jwks.json/../../../.well-known/jwks.json", nil, "", notFound},
+		{"GET", "/registrations/../.well-known/jwks.json", nil, "", notFound},
+		{"GET", "/registrations/./jwks.json", nil, "", notFound},
+		{"GET", "/registrations/../jwks.json", nil, "", notFound},
+		{"GET", "/registrations//jwks.json", nil, "", notFound},
+		{"GET", "/registrations/" + id + "//jwks.json", nil, "", notFound},
+		{"GET", "//registrations/" + id + "/jwks.json", nil, "", notFound},
+		{"GET", "/registrations/%2E%2E/jwks.json", nil, "", notFound},
+		{"GET", "/registrations/" + id + "%2Fjwks.json", nil, "", notFound},
+		{"GET", "/registrations/" + id + "/jwks%2Ejson", nil, "", notFound},
+		{"GET", "/registrations/..%2F..%2Fltikeys.v1.KeyService%2FGetToolKey/jwks.json", nil, "", notFound},
+		{"GET", "/registrations/" + id + ";x/jwks.json", nil, "", notFound},
+		{"GET", "/registrations/" + id + "x/jwks.json", nil, "", notFound},
+		{"GET", "/registrations/*/jwks.json", nil, "", notFound},
+		{"GET", "/REGISTRATIONS/" + id + "/JWKS.JSON", nil, "", notFound},
+		{"GET", "/v1/registrations/" + id + "/jwks.json", nil, "", notFound},
 	}
 
 	before := env.keyCalls.Load()
@@ -163,7 +194,7 @@ func TestPublicHTTPListenerRawRequests(t *testing.T) {
 		if privateMemberInBody.MatchString(body) || strings.Contains(strings.ToUpper(body), "PRIVATE") {
 			t.Errorf("%s returned private key material: %s", name, body)
 		}
-		if tt.want == ok && tt.method == http.MethodGet && strings.Contains(tt.target, server.JWKSPath) {
+		if tt.want == ok && tt.method == http.MethodGet && strings.Contains(tt.target, "jwks.json") {
 			var set struct {
 				Keys []json.RawMessage `json:"keys"`
 			}

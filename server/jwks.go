@@ -1,14 +1,25 @@
 package server
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"google.golang.org/genproto/googleapis/api/httpbody"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/ltikeys/ltikeys/crypto"
@@ -16,19 +27,71 @@ import (
 	"github.com/ltikeys/ltikeys/storage"
 )
 
-// JWKSCache holds the serialized JWK Set of every published key. It is built
-// from storage on Refresh and served from memory, so a JWKS request never
-// queries the database. Safe for concurrent use.
+// ErrStale is what JWKSCache.Ready wraps while it serves a document but its
+// latest check of the database failed: the keys may be out of date.
+var ErrStale = errors.New("serving the last good key set: the database is unreachable")
+
+// JWKSCache holds the serialized JWK Sets of the published keys, built from
+// storage once per change and served from memory: a JWKS request never
+// queries the database. It also tells other caches (the KeyService's signing
+// key cache) which version of the data is current. Safe for concurrent use.
 type JWKSCache struct {
 	store storage.Store
 
-	// refreshMu serializes rebuilds so an older snapshot can never replace
+	// refreshMu serializes refreshes so an older snapshot can never replace
 	// a newer one.
 	refreshMu sync.Mutex
-	mu        sync.RWMutex
-	doc       []byte
+	snap      atomic.Pointer[jwksSnapshot]
 	// err is the error of the latest refresh, nil after a successful one.
+	mu  sync.RWMutex
 	err error
+}
+
+// jwksSnapshot is the key set at one version of the database.
+type jwksSnapshot struct {
+	version int64
+	all     *jwksDoc
+	// byRegistration holds each registration's active public JWKs, newest
+	// first. Every registration has at least one (its current key), so a
+	// registration is known exactly when it has an entry.
+	byRegistration map[string][][]byte
+	// regDocs caches per-registration documents (string → *jwksDoc), each
+	// built on its first request.
+	regDocs sync.Map
+}
+
+// jwksDoc is one serialized JWK Set and its gzip-compressed copy, each with
+// a strong ETag: the quoted, base64url SHA-256 (first 128 bits) of its bytes.
+type jwksDoc struct {
+	body []byte
+	etag string
+
+	gzipOnce sync.Once
+	gz       []byte
+	gzETag   string
+}
+
+func newJWKSDoc(body []byte) *jwksDoc {
+	return &jwksDoc{body: body, etag: etagOf(body)}
+}
+
+func etagOf(b []byte) string {
+	sum := sha256.Sum256(b)
+	return `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
+}
+
+// gzipped returns the compressed copy, made on first use.
+func (d *jwksDoc) gzipped() ([]byte, string) {
+	d.gzipOnce.Do(func() {
+		var buf bytes.Buffer
+		buf.Grow(len(d.body)*4/5 + 64)
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed) // a valid level never fails
+		_, _ = zw.Write(d.body)                            // a bytes.Buffer never fails
+		_ = zw.Close()
+		d.gz = buf.Bytes()
+		d.gzETag = etagOf(d.gz)
+	})
+	return d.gz, d.gzETag
 }
 
 // NewJWKSCache returns an empty cache over store; call Refresh before serving.
@@ -36,93 +99,316 @@ func NewJWKSCache(store storage.Store) *JWKSCache {
 	return &JWKSCache{store: store}
 }
 
-// Refresh rebuilds the document from the active keys in storage. On error
-// the previous document stays in place.
+// Refresh brings the cache up to date: it reads the store's change counter
+// and, only if it moved since the last build (or nothing is built yet),
+// rebuilds the documents from the active keys; that rebuild reads public
+// halves only and decrypts nothing. On error the previous documents stay in
+// place and Ready reports the error.
 func (c *JWKSCache) Refresh(ctx context.Context) error {
 	c.refreshMu.Lock()
 	defer c.refreshMu.Unlock()
-	doc, err := c.build(ctx)
+	err := c.refresh(ctx)
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.err = err
+	c.mu.Unlock()
+	return err
+}
+
+func (c *JWKSCache) refresh(ctx context.Context) error {
+	// The version is read before the keys: if a change lands in between,
+	// the snapshot is newer than its label and the next check rebuilds
+	// again, which is harmless; the reverse order could miss the change.
+	version, err := c.store.Version(ctx)
 	if err != nil {
 		return err
 	}
-	c.doc = doc
+	if old := c.snap.Load(); old != nil && old.version == version {
+		return nil
+	}
+	keys, err := c.store.ActiveKeys(ctx)
+	if err != nil {
+		return err
+	}
+	snap, err := buildSnapshot(version, keys)
+	if err != nil {
+		return err
+	}
+	c.snap.Store(snap)
 	return nil
 }
 
-func (c *JWKSCache) build(ctx context.Context) ([]byte, error) {
-	keys, err := c.store.ActiveKeys(ctx)
+// buildSnapshot serializes the key set of keys (newest first).
+func buildSnapshot(version int64, keys []storage.Key) (*jwksSnapshot, error) {
+	public := make([][]byte, len(keys))
+	byRegistration := make(map[string][][]byte)
+	for i, k := range keys {
+		public[i] = k.PublicJWK
+		byRegistration[k.RegistrationID] = append(byRegistration[k.RegistrationID], k.PublicJWK)
+	}
+	doc, err := crypto.JWKS(public)
 	if err != nil {
 		return nil, err
 	}
-	public := make([][]byte, len(keys))
-	for i, k := range keys {
-		public[i] = k.PublicJWK
+	return &jwksSnapshot{version: version, all: newJWKSDoc(doc), byRegistration: byRegistration}, nil
+}
+
+// registration returns the document of one registration's keys, or nil for
+// an unknown registration.
+func (s *jwksSnapshot) registration(id string) (*jwksDoc, error) {
+	if d, ok := s.regDocs.Load(id); ok {
+		return d.(*jwksDoc), nil
 	}
-	return crypto.JWKS(public)
+	keys, ok := s.byRegistration[id]
+	if !ok {
+		return nil, nil
+	}
+	body, err := crypto.JWKS(keys)
+	if err != nil {
+		return nil, err
+	}
+	d, _ := s.regDocs.LoadOrStore(id, newJWKSDoc(body))
+	return d.(*jwksDoc), nil
+}
+
+// Version returns the store version the served documents were built at;
+// ok is false before the first successful Refresh.
+func (c *JWKSCache) Version() (version int64, ok bool) {
+	if s := c.snap.Load(); s != nil {
+		return s.version, true
+	}
+	return 0, false
 }
 
 // Ready reports whether the cache serves a current document: nil once a
-// refresh has succeeded and while the latest one did; otherwise the error of
-// the latest refresh. It never queries the database, so it is cheap enough
-// for a public readiness endpoint.
+// refresh has succeeded and while the latest one did. While a document is
+// served but the latest refresh failed, the error wraps ErrStale. It never
+// queries the database, so it is cheap enough for a public readiness
+// endpoint.
 func (c *JWKSCache) Ready(context.Context) error {
 	c.mu.RLock()
-	defer c.mu.RUnlock()
+	err := c.err
+	c.mu.RUnlock()
+	loaded := c.snap.Load() != nil
 	switch {
-	case c.err != nil:
-		return c.err
-	case c.doc == nil:
+	case err != nil && loaded:
+		return fmt.Errorf("%w: %w", ErrStale, err)
+	case err != nil:
+		return err
+	case !loaded:
 		return errors.New("key set not loaded yet")
 	}
 	return nil
 }
 
-// Document returns the current serialized JWK Set, or nil before the first
-// successful Refresh. The caller must not modify it.
+// Document returns the current serialized JWK Set of every published key,
+// or nil before the first successful Refresh. The caller must not modify it.
 func (c *JWKSCache) Document() []byte {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.doc
+	if s := c.snap.Load(); s != nil {
+		return s.all.body
+	}
+	return nil
 }
 
-// Run refreshes the cache every interval until ctx is done, so changes made
-// by other processes sharing the database are published too. Errors are
-// logged and the last good document keeps being served.
+// Run keeps the cache current until ctx is done, so changes made by other
+// processes sharing the database are published too: it checks the store's
+// change counter every interval and, if the store is a storage.Notifier
+// (PostgreSQL), also as soon as a change is announced. Each check is one
+// single-row query; the documents are rebuilt only when something changed.
+// While the database is unreachable the last good documents keep being
+// served; the first failure and the recovery are logged.
 func (c *JWKSCache) Run(ctx context.Context, interval time.Duration, log *slog.Logger) {
+	wake := make(chan struct{}, 1)
+	var listening sync.WaitGroup
+	if n, ok := c.store.(storage.Notifier); ok {
+		listening.Go(func() {
+			n.Listen(ctx, func() {
+				select {
+				case wake <- struct{}{}:
+				default: // a check is already due
+				}
+			})
+		})
+	}
+	defer listening.Wait()
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	failing := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := c.Refresh(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				log.WarnContext(ctx, "jwks refresh failed; serving the last good document", "err", err)
-			}
+		case <-wake:
+		}
+		checkCtx, cancel := context.WithTimeout(ctx, max(interval, 5*time.Second))
+		err := c.Refresh(checkCtx)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil && !failing:
+			log.WarnContext(ctx, "jwks refresh failed; serving the last good document until the database answers", "err", err)
+			failing = true
+		case err == nil && failing:
+			log.InfoContext(ctx, "jwks refresh recovered")
+			failing = false
 		}
 	}
+}
+
+// Metadata keys of JwksService. Over the gateway, the incoming ones come
+// from the request headers of the same name without the prefix, and the
+// outgoing ones become response headers (see NewHTTPHandler).
+const (
+	mdIfNoneMatch     = "http-if-none-match"
+	mdAcceptEncoding  = "http-accept-encoding"
+	mdETag            = "http-etag"
+	mdCacheControl    = "http-cache-control"
+	mdVary            = "http-vary"
+	mdContentEncoding = "http-content-encoding"
+	mdContentLength   = "http-content-length"
+	// mdStatus carries an HTTP status other than 200 (only 304).
+	mdStatus = "http-status"
+)
+
+// DefaultJWKSMaxAge is how long clients and shared caches may reuse a JWKS
+// response unless WithMaxAge says otherwise.
+const DefaultJWKSMaxAge = 5 * time.Minute
+
+// JwksOption configures a JwksService.
+type JwksOption func(*JwksService)
+
+// WithMaxAge sets the max-age of the Cache-Control header (whole seconds).
+func WithMaxAge(d time.Duration) JwksOption {
+	return func(s *JwksService) { s.cacheControl = cacheControl(d) }
+}
+
+func cacheControl(d time.Duration) string {
+	return "public, max-age=" + strconv.FormatInt(int64(max(d, 0)/time.Second), 10)
 }
 
 // JwksService implements ltikeysv1.JwksServiceServer from a JWKSCache.
 type JwksService struct {
 	ltikeysv1.UnimplementedJwksServiceServer
 
-	cache *JWKSCache
+	cache        *JWKSCache
+	cacheControl string
 }
 
 // NewJwksService returns a JwksService serving cache.
-func NewJwksService(cache *JWKSCache) *JwksService {
-	return &JwksService{cache: cache}
+func NewJwksService(cache *JWKSCache, opts ...JwksOption) *JwksService {
+	s := &JwksService{cache: cache, cacheControl: cacheControl(DefaultJWKSMaxAge)}
+	for _, opt := range opts {
+		opt(s)
+	}
+	return s
 }
 
+var errNotLoaded = status.Error(codes.Unavailable, "key set not loaded yet")
+
 // GetJwks implements ltikeysv1.JwksServiceServer.
-func (s *JwksService) GetJwks(context.Context, *ltikeysv1.GetJwksRequest) (*httpbody.HttpBody, error) {
-	doc := s.cache.Document()
-	if doc == nil {
-		return nil, status.Error(codes.Unavailable, "key set not loaded yet")
+func (s *JwksService) GetJwks(ctx context.Context, _ *ltikeysv1.GetJwksRequest) (*httpbody.HttpBody, error) {
+	snap := s.cache.snap.Load()
+	if snap == nil {
+		return nil, errNotLoaded
 	}
-	return &httpbody.HttpBody{ContentType: "application/json", Data: doc}, nil
+	return s.respond(ctx, snap.all)
+}
+
+// GetRegistrationJwks implements ltikeysv1.JwksServiceServer.
+func (s *JwksService) GetRegistrationJwks(ctx context.Context, req *ltikeysv1.GetRegistrationJwksRequest) (*httpbody.HttpBody, error) {
+	id := req.GetRegistrationId()
+	if err := uuid.Validate(id); err != nil {
+		return nil, status.Error(codes.InvalidArgument, "registration_id: must be a UUID")
+	}
+	snap := s.cache.snap.Load()
+	if snap == nil {
+		return nil, errNotLoaded
+	}
+	doc, err := snap.registration(id)
+	switch {
+	case err != nil:
+		return nil, status.Error(codes.Internal, "internal error")
+	case doc == nil:
+		return nil, status.Errorf(codes.NotFound, "registration %q not found", id)
+	}
+	return s.respond(ctx, doc)
+}
+
+// respond picks the representation of doc the request accepts, answers a
+// matching If-None-Match with an empty not-modified body, and sets the
+// caching headers.
+func (s *JwksService) respond(ctx context.Context, doc *jwksDoc) (*httpbody.HttpBody, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	body, etag := doc.body, doc.etag
+	gz := acceptsGzip(md[mdAcceptEncoding])
+	if gz {
+		body, etag = doc.gzipped()
+	}
+	out := metadata.MD{
+		mdETag:         {etag},
+		mdCacheControl: {s.cacheControl},
+		mdVary:         {"Accept-Encoding"},
+	}
+	if inm := md[mdIfNoneMatch]; len(inm) > 0 && notModified(inm, doc) {
+		out[mdStatus] = []string{"304"}
+		if err := grpc.SetHeader(ctx, out); err != nil {
+			return nil, status.Error(codes.Internal, "internal error")
+		}
+		return &httpbody.HttpBody{ContentType: "application/json"}, nil
+	}
+	if gz {
+		out[mdContentEncoding] = []string{"gzip"}
+	}
+	out[mdContentLength] = []string{strconv.Itoa(len(body))}
+	if err := grpc.SetHeader(ctx, out); err != nil {
+		return nil, status.Error(codes.Internal, "internal error")
+	}
+	return &httpbody.HttpBody{ContentType: "application/json", Data: body}, nil
+}
+
+// notModified reports whether an If-None-Match header list names either
+// representation of doc, or is "*". Comparison is weak (RFC 9110 13.1.2):
+// a W/ prefix is ignored.
+func notModified(values []string, doc *jwksDoc) bool {
+	var gzETag string
+	for _, v := range values {
+		for tag := range strings.SplitSeq(v, ",") {
+			tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+			if tag == "*" || tag == doc.etag {
+				return true
+			}
+			if tag == "" {
+				continue
+			}
+			if gzETag == "" {
+				_, gzETag = doc.gzipped()
+			}
+			if tag == gzETag {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// acceptsGzip reports whether Accept-Encoding values accept gzip: a gzip
+// (or x-gzip) or * coding whose q is not 0.
+func acceptsGzip(values []string) bool {
+	for _, v := range values {
+		for coding := range strings.SplitSeq(v, ",") {
+			name, params, _ := strings.Cut(coding, ";")
+			name = strings.ToLower(strings.TrimSpace(name))
+			if name != "gzip" && name != "x-gzip" && name != "*" {
+				continue
+			}
+			if q, ok := strings.CutPrefix(strings.ReplaceAll(params, " ", ""), "q="); ok {
+				if f, err := strconv.ParseFloat(q, 64); err == nil && f == 0 {
+					continue
+				}
+			}
+			return true
+		}
+	}
+	return false
 }

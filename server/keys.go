@@ -29,6 +29,11 @@ type KeyServiceConfig struct {
 	// so this process serves the change at once.
 	JWKS *JWKSCache
 	Log  *slog.Logger
+	// KeyCacheSize bounds how many opened signing keys stay in memory
+	// (lookups by id and by issuer and client_id count separately): 0 means
+	// DefaultKeyCacheSize, a negative value turns the cache off. Keys are
+	// cached only with JWKS set, whose version tells when they change.
+	KeyCacheSize int
 	// DisableKeyExport makes GetToolKey refuse every caller with
 	// PERMISSION_DENIED, whatever its scopes: private keys then never leave
 	// the service, and callers sign through SignJwt and
@@ -46,6 +51,7 @@ type KeyService struct {
 	keyring *crypto.Keyring
 	bits    int
 	jwks    *JWKSCache
+	keys    *keyCache
 	log     *slog.Logger
 
 	disableKeyExport bool
@@ -73,6 +79,7 @@ func NewKeyService(cfg KeyServiceConfig) (*KeyService, error) {
 		keyring:          cfg.Keyring,
 		bits:             cfg.KeyBits,
 		jwks:             cfg.JWKS,
+		keys:             newKeyCache(cfg.KeyCacheSize),
 		log:              log,
 		disableKeyExport: cfg.DisableKeyExport,
 		now:              now,
@@ -151,8 +158,18 @@ type signingKey struct {
 
 // signingKey resolves the registration a request names (see lookup) and
 // opens its current signing key. Every path that needs a private key goes
-// through here.
+// through here. A warm lookup is answered from the key cache without
+// touching the database, decrypting or parsing; the returned value may be
+// shared with other callers and must not be modified.
 func (s *KeyService) signingKey(ctx context.Context, method, id string, ic *ltikeysv1.IssuerClient, set bool) (*signingKey, error) {
+	if err := validateLookup(id, ic, set); err != nil {
+		return nil, err
+	}
+	ck := lookupKey(id, ic)
+	epoch := s.keys.begin(s.jwks)
+	if sk := s.keys.get(ck, epoch); sk != nil {
+		return sk, nil
+	}
 	reg, err := s.lookup(ctx, method, id, ic, set)
 	if err != nil {
 		return nil, err
@@ -172,7 +189,9 @@ func (s *KeyService) signingKey(ctx context.Context, method, id string, ic *ltik
 	if err != nil {
 		return nil, storeError(ctx, s.log, method, fmt.Errorf("parse private key %s: %w", key.KID, err))
 	}
-	return &signingKey{reg: reg, kid: key.KID, privateJWK: string(private), key: parsed}, nil
+	sk := &signingKey{reg: reg, kid: key.KID, privateJWK: string(private), key: parsed}
+	s.keys.put(ck, epoch, sk)
+	return sk, nil
 }
 
 // RotateKey implements ltikeysv1.KeyServiceServer.
@@ -228,17 +247,7 @@ func (s *KeyService) RetireKey(ctx context.Context, req *ltikeysv1.RetireKeyRequ
 // lookup resolves the registration a request names, by id or by issuer and
 // client_id; set tells whether the request's oneof was set at all.
 func (s *KeyService) lookup(ctx context.Context, method, id string, ic *ltikeysv1.IssuerClient, set bool) (storage.Registration, error) {
-	var v violations
-	switch {
-	case !set:
-		v.add("lookup", "one of registration_id or issuer_client is required")
-	case ic != nil:
-		v.requireText("issuer_client.issuer", ic.GetIssuer(), maxFieldLen)
-		v.requireText("issuer_client.client_id", ic.GetClientId(), maxClientIDLen)
-	default:
-		v.requireUUID("registration_id", id)
-	}
-	if err := v.err(); err != nil {
+	if err := validateLookup(id, ic, set); err != nil {
 		return storage.Registration{}, err
 	}
 	if ic != nil {
@@ -256,6 +265,22 @@ func (s *KeyService) lookup(ctx context.Context, method, id string, ic *ltikeysv
 		return reg, s.registrationError(ctx, method, err, id)
 	}
 	return reg, nil
+}
+
+// validateLookup checks a request's lookup oneof; set tells whether it was
+// set at all.
+func validateLookup(id string, ic *ltikeysv1.IssuerClient, set bool) error {
+	var v violations
+	switch {
+	case !set:
+		v.add("lookup", "one of registration_id or issuer_client is required")
+	case ic != nil:
+		v.requireText("issuer_client.issuer", ic.GetIssuer(), maxFieldLen)
+		v.requireText("issuer_client.client_id", ic.GetClientId(), maxClientIDLen)
+	default:
+		v.requireUUID("registration_id", id)
+	}
+	return v.err()
 }
 
 // registrationError maps an error from a lookup by registration id.
@@ -288,10 +313,11 @@ func (s *KeyService) newKey(registrationID string) (storage.Key, error) {
 	}, nil
 }
 
-// keysChanged refreshes this process's JWKS after a committed change. A
-// failure is logged, not returned: the change is durable and the periodic
-// refresh will publish it.
+// keysChanged drops this process's cached signing keys and refreshes its
+// JWKS after a committed change. A refresh failure is logged, not returned:
+// the change is durable and the periodic refresh will publish it.
 func (s *KeyService) keysChanged(ctx context.Context) {
+	s.keys.purge()
 	if s.jwks == nil {
 		return
 	}

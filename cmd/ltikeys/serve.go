@@ -27,6 +27,8 @@ type serveOptions struct {
 	keyBits         int
 	disableExport   bool
 	jwksRefresh     time.Duration
+	jwksMaxAge      time.Duration
+	keyCacheSize    int
 	shutdownTimeout time.Duration
 }
 
@@ -64,7 +66,9 @@ naming the missing key, if one does not.`,
 	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", "public HTTP listen address (JWKS and health)")
 	f.IntVar(&o.keyBits, "key-bits", 2048, "RSA modulus size of new keys: 2048, 3072 or 4096")
 	f.BoolVar(&o.disableExport, "disable-key-export", false, "refuse GetToolKey to every caller, so private keys never leave the service; callers sign with SignJwt and CreateClientAssertion")
-	f.DurationVar(&o.jwksRefresh, "jwks-refresh", 5*time.Second, "how often the JWKS is rebuilt from the database, to pick up changes made by other replicas")
+	f.DurationVar(&o.jwksRefresh, "jwks-refresh", time.Second, "how often to check the database for changes made by other replicas (one single-row query; the JWKS is rebuilt only after a change); on PostgreSQL changes are also pushed at once by LISTEN/NOTIFY")
+	f.DurationVar(&o.jwksMaxAge, "jwks-max-age", server.DefaultJWKSMaxAge, "max-age of the JWKS responses' Cache-Control header: how long platforms and shared caches may reuse them")
+	f.IntVar(&o.keyCacheSize, "key-cache-size", server.DefaultKeyCacheSize, "how many opened signing keys GetToolKey keeps in memory; 0 or less turns the cache off")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may run after SIGTERM before they are cut")
 	addEnvUsage(f)
 	return cmd
@@ -80,6 +84,9 @@ func serve(ctx context.Context, o *serveOptions) error {
 	}
 	if o.jwksRefresh <= 0 {
 		return fmt.Errorf("--jwks-refresh: must be positive, got %s", o.jwksRefresh)
+	}
+	if o.jwksMaxAge < 0 {
+		return fmt.Errorf("--jwks-max-age: must not be negative, got %s", o.jwksMaxAge)
 	}
 	keyring, err := o.store.keyring(log, true)
 	if err != nil {
@@ -103,18 +110,19 @@ func serve(ctx context.Context, o *serveOptions) error {
 		return fmt.Errorf("load the JWKS: %w", err)
 	}
 	keys, err := server.NewKeyService(server.KeyServiceConfig{
-		Store:   store,
-		Keyring: keyring,
-		KeyBits: o.keyBits,
-		JWKS:    jwks,
-		Log:     log.With("component", "keys"),
+		Store:        store,
+		Keyring:      keyring,
+		KeyBits:      o.keyBits,
+		JWKS:         jwks,
+		KeyCacheSize: keyCacheSize(o.keyCacheSize),
+		Log:          log.With("component", "keys"),
 
 		DisableKeyExport: o.disableExport,
 	})
 	if err != nil {
 		return err
 	}
-	jwksService := server.NewJwksService(jwks)
+	jwksService := server.NewJwksService(jwks, server.WithMaxAge(o.jwksMaxAge))
 
 	grpcServer := grpc.NewServer(grpcOpts...)
 	ltikeysv1.RegisterKeyServiceServer(grpcServer, keys)
@@ -182,4 +190,13 @@ func serve(ctx context.Context, o *serveOptions) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// keyCacheSize maps --key-cache-size to KeyServiceConfig.KeyCacheSize, where
+// 0 means the default and a negative size turns the cache off.
+func keyCacheSize(flag int) int {
+	if flag <= 0 {
+		return -1
+	}
+	return flag
 }

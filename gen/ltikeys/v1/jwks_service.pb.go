@@ -59,15 +59,63 @@ func (*GetJwksRequest) Descriptor() ([]byte, []int) {
 	return file_ltikeys_v1_jwks_service_proto_rawDescGZIP(), []int{0}
 }
 
+type GetRegistrationJwksRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required: the registration's id (a UUID).
+	RegistrationId string `protobuf:"bytes,1,opt,name=registration_id,json=registrationId,proto3" json:"registration_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GetRegistrationJwksRequest) Reset() {
+	*x = GetRegistrationJwksRequest{}
+	mi := &file_ltikeys_v1_jwks_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRegistrationJwksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRegistrationJwksRequest) ProtoMessage() {}
+
+func (x *GetRegistrationJwksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ltikeys_v1_jwks_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRegistrationJwksRequest.ProtoReflect.Descriptor instead.
+func (*GetRegistrationJwksRequest) Descriptor() ([]byte, []int) {
+	return file_ltikeys_v1_jwks_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GetRegistrationJwksRequest) GetRegistrationId() string {
+	if x != nil {
+		return x.RegistrationId
+	}
+	return ""
+}
+
 var File_ltikeys_v1_jwks_service_proto protoreflect.FileDescriptor
 
 const file_ltikeys_v1_jwks_service_proto_rawDesc = "" +
 	"\n" +
 	"\x1dltikeys/v1/jwks_service.proto\x12\n" +
 	"ltikeys.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\"\x10\n" +
-	"\x0eGetJwksRequest2j\n" +
+	"\x0eGetJwksRequest\"E\n" +
+	"\x1aGetRegistrationJwksRequest\x12'\n" +
+	"\x0fregistration_id\x18\x01 \x01(\tR\x0eregistrationId2\xf4\x01\n" +
 	"\vJwksService\x12[\n" +
-	"\aGetJwks\x12\x1a.ltikeys.v1.GetJwksRequest\x1a\x14.google.api.HttpBody\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/.well-known/jwks.jsonB5Z3github.com/ltikeys/ltikeys/gen/ltikeys/v1;ltikeysv1b\x06proto3"
+	"\aGetJwks\x12\x1a.ltikeys.v1.GetJwksRequest\x1a\x14.google.api.HttpBody\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/.well-known/jwks.json\x12\x87\x01\n" +
+	"\x13GetRegistrationJwks\x12&.ltikeys.v1.GetRegistrationJwksRequest\x1a\x14.google.api.HttpBody\"2\x82\xd3\xe4\x93\x02,\x12*/registrations/{registration_id}/jwks.jsonB5Z3github.com/ltikeys/ltikeys/gen/ltikeys/v1;ltikeysv1b\x06proto3"
 
 var (
 	file_ltikeys_v1_jwks_service_proto_rawDescOnce sync.Once
@@ -81,16 +129,19 @@ func file_ltikeys_v1_jwks_service_proto_rawDescGZIP() []byte {
 	return file_ltikeys_v1_jwks_service_proto_rawDescData
 }
 
-var file_ltikeys_v1_jwks_service_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_ltikeys_v1_jwks_service_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_ltikeys_v1_jwks_service_proto_goTypes = []any{
-	(*GetJwksRequest)(nil),    // 0: ltikeys.v1.GetJwksRequest
-	(*httpbody.HttpBody)(nil), // 1: google.api.HttpBody
+	(*GetJwksRequest)(nil),             // 0: ltikeys.v1.GetJwksRequest
+	(*GetRegistrationJwksRequest)(nil), // 1: ltikeys.v1.GetRegistrationJwksRequest
+	(*httpbody.HttpBody)(nil),          // 2: google.api.HttpBody
 }
 var file_ltikeys_v1_jwks_service_proto_depIdxs = []int32{
 	0, // 0: ltikeys.v1.JwksService.GetJwks:input_type -> ltikeys.v1.GetJwksRequest
-	1, // 1: ltikeys.v1.JwksService.GetJwks:output_type -> google.api.HttpBody
-	1, // [1:2] is the sub-list for method output_type
-	0, // [0:1] is the sub-list for method input_type
+	1, // 1: ltikeys.v1.JwksService.GetRegistrationJwks:input_type -> ltikeys.v1.GetRegistrationJwksRequest
+	2, // 2: ltikeys.v1.JwksService.GetJwks:output_type -> google.api.HttpBody
+	2, // 3: ltikeys.v1.JwksService.GetRegistrationJwks:output_type -> google.api.HttpBody
+	2, // [2:4] is the sub-list for method output_type
+	0, // [0:2] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name
 	0, // [0:0] is the sub-list for extension extendee
 	0, // [0:0] is the sub-list for field type_name
@@ -107,7 +158,7 @@ func file_ltikeys_v1_jwks_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ltikeys_v1_jwks_service_proto_rawDesc), len(file_ltikeys_v1_jwks_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   1,
+			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

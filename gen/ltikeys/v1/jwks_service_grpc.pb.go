@@ -20,7 +20,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	JwksService_GetJwks_FullMethodName = "/ltikeys.v1.JwksService/GetJwks"
+	JwksService_GetJwks_FullMethodName             = "/ltikeys.v1.JwksService/GetJwks"
+	JwksService_GetRegistrationJwks_FullMethodName = "/ltikeys.v1.JwksService/GetRegistrationJwks"
 )
 
 // JwksServiceClient is the client API for JwksService service.
@@ -30,6 +31,15 @@ const (
 // JwksService publishes the tool's public keys. It is public: learning
 // platforms fetch it over HTTP, through the gateway, to verify what the tool
 // signs. It never returns private key material.
+//
+// Documents are served from memory, rebuilt only when the keys change. Over
+// HTTP the responses carry a strong ETag, Cache-Control (public, max-age),
+// Vary: Accept-Encoding and Content-Length; a matching If-None-Match gets
+// 304 Not Modified with no body, and a client that accepts gzip gets the
+// document gzip-compressed. Over gRPC the same headers travel as response
+// metadata named http-etag, http-cache-control and so on, and a caller may
+// send http-if-none-match and http-accept-encoding; a not-modified response
+// has an empty body and http-status 304.
 type JwksServiceClient interface {
 	// GetJwks returns the JWK Set of every published key, newest first, as
 	// application/json. Only public members (kty, n, e, kid, alg, use) appear.
@@ -37,6 +47,16 @@ type JwksServiceClient interface {
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetJwks(ctx context.Context, in *GetJwksRequest, opts ...grpc.CallOption) (*httpbody.HttpBody, error)
+	// GetRegistrationJwks returns the JWK Set of one registration's published
+	// keys only, newest first, so a platform can be given a URL that lists its
+	// own keys rather than every tenant's.
+	//
+	// Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND for an unknown
+	// registration.
+	//
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	GetRegistrationJwks(ctx context.Context, in *GetRegistrationJwksRequest, opts ...grpc.CallOption) (*httpbody.HttpBody, error)
 }
 
 type jwksServiceClient struct {
@@ -57,6 +77,16 @@ func (c *jwksServiceClient) GetJwks(ctx context.Context, in *GetJwksRequest, opt
 	return out, nil
 }
 
+func (c *jwksServiceClient) GetRegistrationJwks(ctx context.Context, in *GetRegistrationJwksRequest, opts ...grpc.CallOption) (*httpbody.HttpBody, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(httpbody.HttpBody)
+	err := c.cc.Invoke(ctx, JwksService_GetRegistrationJwks_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // JwksServiceServer is the server API for JwksService service.
 // All implementations must embed UnimplementedJwksServiceServer
 // for forward compatibility.
@@ -64,6 +94,15 @@ func (c *jwksServiceClient) GetJwks(ctx context.Context, in *GetJwksRequest, opt
 // JwksService publishes the tool's public keys. It is public: learning
 // platforms fetch it over HTTP, through the gateway, to verify what the tool
 // signs. It never returns private key material.
+//
+// Documents are served from memory, rebuilt only when the keys change. Over
+// HTTP the responses carry a strong ETag, Cache-Control (public, max-age),
+// Vary: Accept-Encoding and Content-Length; a matching If-None-Match gets
+// 304 Not Modified with no body, and a client that accepts gzip gets the
+// document gzip-compressed. Over gRPC the same headers travel as response
+// metadata named http-etag, http-cache-control and so on, and a caller may
+// send http-if-none-match and http-accept-encoding; a not-modified response
+// has an empty body and http-status 304.
 type JwksServiceServer interface {
 	// GetJwks returns the JWK Set of every published key, newest first, as
 	// application/json. Only public members (kty, n, e, kid, alg, use) appear.
@@ -71,6 +110,16 @@ type JwksServiceServer interface {
 	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
 	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
 	GetJwks(context.Context, *GetJwksRequest) (*httpbody.HttpBody, error)
+	// GetRegistrationJwks returns the JWK Set of one registration's published
+	// keys only, newest first, so a platform can be given a URL that lists its
+	// own keys rather than every tenant's.
+	//
+	// Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND for an unknown
+	// registration.
+	//
+	// buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+	// buf:lint:ignore RPC_REQUEST_RESPONSE_UNIQUE
+	GetRegistrationJwks(context.Context, *GetRegistrationJwksRequest) (*httpbody.HttpBody, error)
 	mustEmbedUnimplementedJwksServiceServer()
 }
 
@@ -83,6 +132,9 @@ type UnimplementedJwksServiceServer struct{}
 
 func (UnimplementedJwksServiceServer) GetJwks(context.Context, *GetJwksRequest) (*httpbody.HttpBody, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetJwks not implemented")
+}
+func (UnimplementedJwksServiceServer) GetRegistrationJwks(context.Context, *GetRegistrationJwksRequest) (*httpbody.HttpBody, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRegistrationJwks not implemented")
 }
 func (UnimplementedJwksServiceServer) mustEmbedUnimplementedJwksServiceServer() {}
 func (UnimplementedJwksServiceServer) testEmbeddedByValue()                     {}
@@ -123,6 +175,24 @@ func _JwksService_GetJwks_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JwksService_GetRegistrationJwks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRegistrationJwksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JwksServiceServer).GetRegistrationJwks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JwksService_GetRegistrationJwks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JwksServiceServer).GetRegistrationJwks(ctx, req.(*GetRegistrationJwksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // JwksService_ServiceDesc is the grpc.ServiceDesc for JwksService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -133,6 +203,10 @@ var JwksService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetJwks",
 			Handler:    _JwksService_GetJwks_Handler,
+		},
+		{
+			MethodName: "GetRegistrationJwks",
+			Handler:    _JwksService_GetRegistrationJwks_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
