@@ -35,6 +35,10 @@ run: ## Run the service with the embedded SQLite default.
 test: ## Run every test with the race detector (PostgreSQL tests skip if no server; CI requires it).
 	$(GO) test -race -count=1 $(GOTESTFLAGS) ./...
 
+.PHONY: bench-sign
+bench-sign: ## Benchmark SignJwt over gRPC against bare RS256 signing (docs/benchmarks.md).
+	$(GO) test -run '^$$' -bench '^BenchmarkSigning$$' -benchtime 3s -count 3 ./server/
+
 .PHONY: lint
 lint: tools ## buf lint and go vet.
 	buf lint
