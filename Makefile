@@ -39,6 +39,11 @@ test: ## Run every test with the race detector (PostgreSQL tests skip if no serv
 bench-sign: ## Benchmark SignJwt over gRPC against bare RS256 signing (docs/benchmarks.md).
 	$(GO) test -run '^$$' -bench '^BenchmarkSigning$$' -benchtime 3s -count 3 ./server/
 
+.PHONY: bench
+bench: ## Benchmarks and the loopback load driver, baselines measured in the same run (see docs/benchmarks.md).
+	$(GO) test -run '^$$' -bench 'JWKSRebuild|JWKSHandler|KeyCacheMemory' -benchmem ./server
+	$(GO) run ./cmd/ltikeys-load $(LOADFLAGS)
+
 .PHONY: lint
 lint: tools ## buf lint and go vet.
 	buf lint

@@ -1,0 +1,485 @@
+// Command ltikeys-load measures ltikeys' hot paths against bare baselines in
+// the same run, on loopback only: the JWKS through the HTTP gateway against
+// a bare net/http handler writing the same bytes, and a warm GetToolKey over
+// gRPC (with the production access-control and audit interceptors) against
+// a bare grpc-go unary handler returning a message of the same size. It
+// prints requests per second, the ratio to the baseline, and p50/p99
+// latencies. Client and server share the machine, so ratios are what to
+// compare across machines, not absolute numbers.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/ltikeys/ltikeys/crypto"
+	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
+	"github.com/ltikeys/ltikeys/server"
+	"github.com/ltikeys/ltikeys/storage"
+)
+
+func main() {
+	duration := flag.Duration("duration", 3*time.Second, "how long each measurement runs")
+	rounds := flag.Int("rounds", 2, "how many times each baseline/subject pair is measured, alternating")
+	conns := flag.Int("c", 32, "concurrent connections (HTTP) or in-flight calls (gRPC)")
+	flag.Parse()
+	if err := run(*duration, *rounds, *conns); err != nil {
+		fmt.Fprintln(os.Stderr, "ltikeys-load:", err)
+		os.Exit(1)
+	}
+}
+
+func run(duration time.Duration, rounds, conns int) error {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "ltikeys-load-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	mk, err := crypto.GenerateMasterKey("load-1")
+	if err != nil {
+		return err
+	}
+	keyring, err := crypto.NewKeyring(mk)
+	if err != nil {
+		return err
+	}
+
+	fmt.Printf("ltikeys-load: %d connections, %d rounds of %s per measurement, loopback\n\n", conns, rounds, duration)
+
+	// 1. The JWKS, 3 keys (real registrations) and 1,000 keys (public
+	// halves only: serving never opens a private key).
+	var regID, issuer, clientID string
+	for _, n := range []int{3, 1000} {
+		store, err := storage.Open(ctx, "sqlite://"+filepath.Join(dir, fmt.Sprintf("jwks-%d.db", n))+"?_pragma=synchronous(OFF)")
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		jwks := server.NewJWKSCache(store)
+		if err := jwks.Refresh(ctx); err != nil {
+			return err
+		}
+		keys, err := server.NewKeyService(server.KeyServiceConfig{Store: store, Keyring: keyring, KeyBits: 2048, JWKS: jwks})
+		if err != nil {
+			return err
+		}
+		if n == 3 {
+			for i := range 3 {
+				resp, err := keys.CreateRegistration(ctx, &ltikeysv1.CreateRegistrationRequest{
+					Issuer: "https://platform.example/" + strconv.Itoa(i), ClientId: "client",
+					AuthEndpoint: "https://platform.example/auth", JwksUri: "https://platform.example/jwks", TokenEndpoint: "https://platform.example/token",
+				})
+				if err != nil {
+					return err
+				}
+				regID, issuer, clientID = resp.GetRegistration().GetId(), resp.GetRegistration().GetIssuer(), resp.GetRegistration().GetClientId()
+			}
+		} else if err := insertSyntheticKeys(ctx, store, n); err != nil {
+			return err
+		}
+		if err := jwks.Refresh(ctx); err != nil {
+			return err
+		}
+		doc := jwks.Document()
+		handler, err := server.NewHTTPHandler(ctx, server.NewJwksService(jwks), jwks.Ready)
+		if err != nil {
+			return err
+		}
+		bare := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			h := w.Header()
+			h.Set("Content-Type", "application/json")
+			h.Set("Content-Length", strconv.Itoa(len(doc)))
+			_, _ = w.Write(doc)
+		})
+		bareAddr, stopBare, err := serveHTTP(bare)
+		if err != nil {
+			return err
+		}
+		gwAddr, stopGW, err := serveHTTP(handler)
+		if err != nil {
+			return err
+		}
+		etag, err := fetchETag(gwAddr)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("JWKS, %d keys (%d bytes)\n", n, len(doc))
+		plain := httpRequest(server.JWKSPath, "")
+		comparePair(rounds,
+			measurement{"bare net/http handler, 200", func() result { return loadHTTP(bareAddr, plain, conns, duration) }},
+			measurement{"gateway, 200", func() result { return loadHTTP(gwAddr, plain, conns, duration) }},
+		)
+		comparePair(rounds,
+			measurement{"bare net/http handler, 200", func() result { return loadHTTP(bareAddr, plain, conns, duration) }},
+			measurement{"gateway, If-None-Match → 304", func() result {
+				return loadHTTP(gwAddr, httpRequest(server.JWKSPath, "If-None-Match: "+etag+"\r\n"), conns, duration)
+			}},
+		)
+		if n == 3 {
+			comparePair(rounds,
+				measurement{"bare net/http handler, 200", func() result { return loadHTTP(bareAddr, plain, conns, duration) }},
+				measurement{"gateway, per-registration JWKS, 200", func() result {
+					return loadHTTP(gwAddr, httpRequest("/registrations/"+regID+"/jwks.json", ""), conns, duration)
+				}},
+			)
+		}
+		fmt.Println()
+		stopBare()
+		stopGW()
+	}
+
+	// 2. A warm GetToolKey over gRPC, through the access-control and audit
+	// interceptors, against a bare handler returning as many bytes.
+	return compareGetToolKey(ctx, dir, keyring, conns, rounds, duration, regID, issuer, clientID)
+}
+
+// insertSyntheticKeys stores n registrations whose public keys are random
+// 2048-bit odd moduli: valid to publish, never used to sign.
+func insertSyntheticKeys(ctx context.Context, store storage.Store, n int) error {
+	for i := range n {
+		id := uuid.NewString()
+		mod := make([]byte, 256)
+		if _, err := rand.Read(mod); err != nil {
+			return err
+		}
+		mod[0] |= 0x80
+		mod[255] |= 1
+		kid := "synthetic-" + strconv.Itoa(i)
+		pub := fmt.Sprintf(`{"kty":"RSA","n":%q,"e":"AQAB","kid":%q,"alg":"RS256","use":"sig"}`, base64.RawURLEncoding.EncodeToString(mod), kid)
+		reg := storage.Registration{ID: id, Issuer: "https://synthetic.example/" + id, ClientID: "c",
+			AuthEndpoint: "https://synthetic.example/a", JWKSURI: "https://synthetic.example/j", TokenEndpoint: "https://synthetic.example/t"}
+		key := storage.Key{KID: kid, Alg: "RS256", RegistrationID: id, PublicJWK: []byte(pub), PrivateJWK: []byte{0}}
+		if _, _, err := store.CreateRegistration(ctx, reg, key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func compareGetToolKey(ctx context.Context, dir string, keyring *crypto.Keyring, conns, rounds int, duration time.Duration, regID, issuer, clientID string) error {
+	store, err := storage.Open(ctx, "sqlite://"+filepath.Join(dir, "jwks-3.db"))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	jwks := server.NewJWKSCache(store)
+	if err := jwks.Refresh(ctx); err != nil {
+		return err
+	}
+	keys, err := server.NewKeyService(server.KeyServiceConfig{Store: store, Keyring: keyring, KeyBits: 2048, JWKS: jwks})
+	if err != nil {
+		return err
+	}
+	token, err := server.GenerateToken()
+	if err != nil {
+		return err
+	}
+	scope, _ := server.RequiredScope(ltikeysv1.KeyService_GetToolKey_FullMethodName)
+	auth, err := server.NewAuthenticator(server.AuthConfig{
+		Tokens: []server.Token{{Name: "load", Scopes: []server.Scope{scope}, Hash: server.HashToken(token)}},
+		// Audit lines are formatted as in production, then dropped.
+		Log: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		return err
+	}
+	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(auth.UnaryInterceptor()))
+	ltikeysv1.RegisterKeyServiceServer(srv, keys)
+	addr, stop, err := serveGRPC(srv)
+	if err != nil {
+		return err
+	}
+	defer stop()
+
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	client := ltikeysv1.NewKeyServiceClient(conn)
+	authCtx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	byID := &ltikeysv1.GetToolKeyRequest{Lookup: &ltikeysv1.GetToolKeyRequest_RegistrationId{RegistrationId: regID}}
+	byIssuer := &ltikeysv1.GetToolKeyRequest{Lookup: &ltikeysv1.GetToolKeyRequest_IssuerClient{IssuerClient: &ltikeysv1.IssuerClient{Issuer: issuer, ClientId: clientID}}}
+	warm, err := client.GetToolKey(authCtx, byID)
+	if err != nil {
+		return err
+	}
+	if _, err := client.GetToolKey(authCtx, byIssuer); err != nil {
+		return err
+	}
+
+	// The baseline: one unary method returning a message of the same size.
+	size := proto.Size(warm)
+	payload := &wrapperspb.BytesValue{Value: make([]byte, size-4)}
+	bare := grpc.NewServer()
+	bare.RegisterService(&grpc.ServiceDesc{
+		ServiceName: "bench.Bare",
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{{MethodName: "Get", Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+			var in emptypb.Empty
+			if err := dec(&in); err != nil {
+				return nil, err
+			}
+			return payload, nil
+		}}},
+	}, struct{}{})
+	bareAddr, stopBare, err := serveGRPC(bare)
+	if err != nil {
+		return err
+	}
+	defer stopBare()
+	bareConn, err := grpc.NewClient(bareAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer bareConn.Close()
+
+	fmt.Printf("GetToolKey, warm (response %d bytes; baseline returns %d)\n", size, proto.Size(payload))
+	bareCall := func() error {
+		return bareConn.Invoke(ctx, "/bench.Bare/Get", &emptypb.Empty{}, &wrapperspb.BytesValue{})
+	}
+	comparePair(rounds,
+		measurement{"bare grpc-go unary handler", func() result { return loadCalls(bareCall, conns, duration) }},
+		measurement{"GetToolKey by registration_id", func() result {
+			return loadCalls(func() error { _, err := client.GetToolKey(authCtx, byID); return err }, conns, duration)
+		}},
+	)
+	comparePair(rounds,
+		measurement{"bare grpc-go unary handler", func() result { return loadCalls(bareCall, conns, duration) }},
+		measurement{"GetToolKey by issuer_client", func() result {
+			return loadCalls(func() error { _, err := client.GetToolKey(authCtx, byIssuer); return err }, conns, duration)
+		}},
+	)
+	return nil
+}
+
+type measurement struct {
+	name string
+	run  func() result
+}
+
+type result struct {
+	requests  int
+	errors    int
+	elapsed   time.Duration
+	latencies []time.Duration
+}
+
+func (r result) rps() float64 { return float64(r.requests) / r.elapsed.Seconds() }
+
+func (r result) quantile(q float64) time.Duration {
+	if len(r.latencies) == 0 {
+		return 0
+	}
+	return r.latencies[min(len(r.latencies)-1, int(q*float64(len(r.latencies))))]
+}
+
+func merge(rs []result) result {
+	var out result
+	for _, r := range rs {
+		out.requests += r.requests
+		out.errors += r.errors
+		out.elapsed += r.elapsed
+		out.latencies = append(out.latencies, r.latencies...)
+	}
+	slices.Sort(out.latencies)
+	return out
+}
+
+// comparePair measures base and subject alternately, rounds times each,
+// and prints both and their ratio.
+func comparePair(rounds int, base, subject measurement) {
+	var b, s []result
+	for range rounds {
+		b = append(b, base.run())
+		s = append(s, subject.run())
+	}
+	br, sr := merge(b), merge(s)
+	line := func(name string, r result) {
+		fmt.Printf("  %-40s %9.0f req/s  p50 %8s  p99 %8s", name, r.rps(), r.quantile(0.50).Round(time.Microsecond), r.quantile(0.99).Round(time.Microsecond))
+		if r.errors > 0 {
+			fmt.Printf("  (%d errors)", r.errors)
+		}
+		fmt.Println()
+	}
+	line(base.name, br)
+	line(subject.name, sr)
+	fmt.Printf("  %-40s %9.2fx\n", "ratio", sr.rps()/br.rps())
+}
+
+func serveHTTP(h http.Handler) (string, func(), error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(lis)
+	return lis.Addr().String(), func() { srv.Close() }, nil
+}
+
+func serveGRPC(srv *grpc.Server) (string, func(), error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	go srv.Serve(lis)
+	return lis.Addr().String(), srv.Stop, nil
+}
+
+func httpRequest(path, extraHeaders string) []byte {
+	return []byte("GET " + path + " HTTP/1.1\r\nHost: load\r\nUser-Agent: ltikeys-load\r\n" + extraHeaders + "\r\n")
+}
+
+func fetchETag(addr string) (string, error) {
+	resp, err := http.Get("http://" + addr + server.JWKSPath)
+	if err != nil {
+		return "", err
+	}
+	resp.Body.Close()
+	// The transport asked for gzip; ask again without, for the identity tag.
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+server.JWKSPath, nil)
+	req.Header.Set("Accept-Encoding", "identity")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	resp.Body.Close()
+	if etag := resp.Header.Get("ETag"); etag != "" {
+		return etag, nil
+	}
+	return "", errors.New("the gateway sent no ETag")
+}
+
+// loadHTTP keeps conns keep-alive connections busy with request for
+// duration, with a minimal HTTP/1.1 client so that the client's own cost
+// stays small next to the server's.
+func loadHTTP(addr string, request []byte, conns int, duration time.Duration) result {
+	return loadWorkers(conns, duration, func() (func() error, func(), error) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		r := bufio.NewReaderSize(c, 64<<10)
+		return func() error {
+			if _, err := c.Write(request); err != nil {
+				return err
+			}
+			return readResponse(r)
+		}, func() { c.Close() }, nil
+	})
+}
+
+// readResponse reads one response, which must be 200 or 304 with a
+// Content-Length (or none, for 304).
+func readResponse(r *bufio.Reader) error {
+	status, err := r.ReadSlice('\n')
+	if err != nil {
+		return err
+	}
+	if !bytes.HasPrefix(status, []byte("HTTP/1.1 200")) && !bytes.HasPrefix(status, []byte("HTTP/1.1 304")) {
+		return fmt.Errorf("status %q", strings.TrimSpace(string(status)))
+	}
+	length := 0
+	for {
+		line, err := r.ReadSlice('\n')
+		if err != nil {
+			return err
+		}
+		if len(line) <= 2 {
+			break
+		}
+		if name, value, ok := bytes.Cut(line, []byte(":")); ok && bytes.EqualFold(name, []byte("Content-Length")) {
+			if length, err = strconv.Atoi(string(bytes.TrimSpace(value))); err != nil {
+				return err
+			}
+		}
+	}
+	_, err = r.Discard(length)
+	return err
+}
+
+func loadCalls(call func() error, conns int, duration time.Duration) result {
+	return loadWorkers(conns, duration, func() (func() error, func(), error) {
+		return call, func() {}, nil
+	})
+}
+
+// loadWorkers runs conns workers, each calling its do in a loop for
+// duration after a short warm-up, and gathers every latency.
+func loadWorkers(conns int, duration time.Duration, newWorker func() (do func() error, closeFn func(), err error)) result {
+	const warmup = 300 * time.Millisecond
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		total   result
+		started = time.Now()
+		measure = started.Add(warmup)
+		end     = measure.Add(duration)
+	)
+	for range conns {
+		wg.Go(func() {
+			do, closeFn, err := newWorker()
+			if err != nil {
+				mu.Lock()
+				total.errors++
+				mu.Unlock()
+				return
+			}
+			defer closeFn()
+			lat := make([]time.Duration, 0, 1<<14)
+			var errs int
+			for {
+				t0 := time.Now()
+				if t0.After(end) {
+					break
+				}
+				err := do()
+				if err != nil {
+					errs++
+					if errs > 100 {
+						break
+					}
+					continue
+				}
+				if t0.After(measure) {
+					lat = append(lat, time.Since(t0))
+				}
+			}
+			mu.Lock()
+			total.latencies = append(total.latencies, lat...)
+			total.requests += len(lat)
+			total.errors += errs
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	total.elapsed = duration
+	slices.Sort(total.latencies)
+	return total
+}

@@ -1,0 +1,187 @@
+package server_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strconv"
+	"testing"
+
+	"github.com/google/uuid"
+
+	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
+	"github.com/ltikeys/ltikeys/server"
+	"github.com/ltikeys/ltikeys/storage"
+)
+
+// memStore is a Store over fixed data, so benchmarks measure the server and
+// not a database. Methods it does not override panic.
+type memStore struct {
+	storage.Store
+	version int64
+	keys    []storage.Key
+	regs    map[string]storage.Registration
+	byKID   map[string]storage.Key
+}
+
+func (m *memStore) Version(context.Context) (int64, error)            { return m.version, nil }
+func (m *memStore) ActiveKeys(context.Context) ([]storage.Key, error) { return m.keys, nil }
+func (m *memStore) GetRegistration(_ context.Context, id string) (storage.Registration, error) {
+	if r, ok := m.regs[id]; ok {
+		return r, nil
+	}
+	return storage.Registration{}, storage.ErrNotFound
+}
+func (m *memStore) GetKey(_ context.Context, kid string) (storage.Key, error) {
+	if k, ok := m.byKID[kid]; ok {
+		return k, nil
+	}
+	return storage.Key{}, storage.ErrNotFound
+}
+
+// syntheticKeys returns n active keys, one per registration, whose public
+// halves are random 2048-bit odd moduli: valid to publish, never used.
+func syntheticKeys(b testing.TB, n int) []storage.Key {
+	keys := make([]storage.Key, n)
+	mod := make([]byte, 256)
+	for i := range keys {
+		rand.Read(mod)
+		mod[0] |= 0x80
+		mod[255] |= 1
+		kid := "synthetic-" + strconv.Itoa(i)
+		keys[i] = storage.Key{
+			KID: kid, Alg: "RS256", RegistrationID: uuid.NewString(), Active: true,
+			PublicJWK: fmt.Appendf(nil, `{"kty":"RSA","n":%q,"e":"AQAB","kid":%q,"alg":"RS256","use":"sig"}`, base64.RawURLEncoding.EncodeToString(mod), kid),
+		}
+	}
+	return keys
+}
+
+// BenchmarkJWKSRebuild measures a rebuild after a change: the active keys'
+// public halves to the serialized set, hashed; nothing is decrypted. The
+// gzip copy is made on the first request that accepts it and is measured
+// apart.
+func BenchmarkJWKSRebuild(b *testing.B) {
+	for _, n := range []int{10, 1000, 10000} {
+		store := &memStore{keys: syntheticKeys(b, n)}
+		cache := server.NewJWKSCache(store)
+		b.Run("keys="+strconv.Itoa(n), func(b *testing.B) {
+			for b.Loop() {
+				store.version++
+				if err := cache.Refresh(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(cache.Document())), "doc-bytes")
+		})
+		b.Run("keys="+strconv.Itoa(n)+"/gzip", func(b *testing.B) {
+			h, err := server.NewHTTPHandler(context.Background(), server.NewJwksService(cache), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var size int
+			for b.Loop() {
+				b.StopTimer()
+				store.version++
+				if err := cache.Refresh(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				rec := httptest.NewRecorder()
+				req := httptest.NewRequest(http.MethodGet, server.JWKSPath, nil)
+				req.Header.Set("Accept-Encoding", "gzip")
+				h.ServeHTTP(rec, req)
+				size = rec.Body.Len()
+			}
+			b.ReportMetric(float64(size), "gzip-bytes")
+		})
+	}
+}
+
+// BenchmarkJWKSHandler serves the 3-key document in process, through the
+// whole public handler and through a bare handler writing the same bytes.
+func BenchmarkJWKSHandler(b *testing.B) {
+	store := &memStore{keys: syntheticKeys(b, 3)}
+	cache := server.NewJWKSCache(store)
+	if err := cache.Refresh(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	doc := cache.Document()
+	gw, err := server.NewHTTPHandler(context.Background(), server.NewJwksService(cache), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bare := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(doc)))
+		w.Write(doc)
+	})
+	for name, h := range map[string]http.Handler{"bare": bare, "gateway": gw} {
+		b.Run(name, func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodGet, server.JWKSPath, nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK {
+					b.Fatal(rec.Code)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkKeyCacheMemory reports the heap a cached registration costs: its
+// registration, its opened private JWK as text and parsed.
+func BenchmarkKeyCacheMemory(b *testing.B) {
+	env := newTestEnvWith(b, "sqlite://"+b.TempDir()+"/bench.db", testKeyring)
+	created, err := env.keys.CreateRegistration(context.Background(), validCreate("mem"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	key, err := env.store.GetKey(context.Background(), created.GetKey().GetKid())
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg, err := env.store.GetRegistration(context.Background(), created.GetRegistration().GetId())
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n = 1000
+	store := &memStore{version: 1, regs: map[string]storage.Registration{}, byKID: map[string]storage.Key{}}
+	ids := make([]string, n)
+	for i := range ids {
+		r := reg
+		r.ID = uuid.NewString()
+		r.Issuer += strconv.Itoa(i)
+		store.regs[r.ID] = r
+		ids[i] = r.ID
+	}
+	store.byKID[key.KID] = key
+	for b.Loop() {
+		cache := server.NewJWKSCache(store)
+		if err := cache.Refresh(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		keys, err := server.NewKeyService(server.KeyServiceConfig{Store: store, Keyring: testKeyring, KeyBits: 2048, JWKS: cache})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for _, id := range ids {
+			if _, err := keys.GetToolKey(context.Background(), &ltikeysv1.GetToolKeyRequest{Lookup: &ltikeysv1.GetToolKeyRequest_RegistrationId{RegistrationId: id}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/registration")
+		runtime.KeepAlive(keys)
+	}
+}
