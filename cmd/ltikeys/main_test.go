@@ -57,13 +57,23 @@ type process struct {
 	cmd      *exec.Cmd
 	grpcAddr string
 	httpAddr string
-	stderr   *bytes.Buffer
-	done     chan error
+	// metricsAddr is empty unless serve runs with --metrics-addr.
+	metricsAddr string
+	stderr      *bytes.Buffer
+	done        chan error
 }
 
 // startServe starts `ltikeys serve` on free ports and waits until it logs
 // that it is serving.
 func startServe(t *testing.T, dir string, env []string, args ...string) *process {
+	t.Helper()
+	return startServeUntil(t, dir, env, "serving", args...)
+}
+
+// startServeUntil starts `ltikeys serve` on free ports and waits until it
+// logs msg ("listening" once its listeners are up, "serving" once it is
+// ready) with the listeners' addresses.
+func startServeUntil(t *testing.T, dir string, env []string, msg string, args ...string) *process {
 	t.Helper()
 	args = append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-format", "json"}, args...)
 	cmd := command(context.Background(), dir, env, args...)
@@ -77,15 +87,18 @@ func startServe(t *testing.T, dir string, env []string, args ...string) *process
 	p := &process{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
 	ready := make(chan struct{})
 	go func() {
+		seen := false
 		sc := bufio.NewScanner(pipe)
 		for sc.Scan() {
 			line := sc.Bytes()
 			p.stderr.Write(append(line, '\n'))
 			var rec map[string]any
-			if json.Unmarshal(line, &rec) == nil && rec["msg"] == "serving" {
+			if json.Unmarshal(line, &rec) == nil && rec["msg"] == msg && !seen {
 				p.grpcAddr, _ = rec["grpc_addr"].(string)
 				p.httpAddr, _ = rec["http_addr"].(string)
+				p.metricsAddr, _ = rec["metrics_addr"].(string)
 				close(ready)
+				seen = true
 			}
 		}
 		p.done <- cmd.Wait()

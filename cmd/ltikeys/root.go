@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/ltikeys/ltikeys/server"
 )
 
 // envPrefix is the prefix of every flag's environment twin.
@@ -22,15 +24,23 @@ tool's internal services over gRPC (create registrations, look up signing
 keys, rotate and retire keys) and publishes the public keys as a JWK Set at
 /.well-known/jwks.json.
 
-Every flag has an environment twin: --grpc-addr is LTIKEYS_GRPC_ADDR. A flag
-given on the command line wins over the environment.`,
+Every flag has an environment twin: --grpc-addr is LTIKEYS_GRPC_ADDR. Flags
+can also be set in a YAML file named by --config (LTIKEYS_CONFIG), one
+"flag-name: value" line each. A flag given on the command line wins over the
+environment, which wins over the file, which wins over the default.
+
+The client commands (registration, key, sign, jwks) call a running server: with
+no flags they reach the local "ltikeys serve" defaults and use the admin
+token it generated in ./ltikeys-data/admin.token.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return applyEnv(cmd.Flags())
+			return resolveConfig(cmd)
 		},
 	}
+	root.PersistentFlags().String(configFlag, "", "YAML file of flag-name: value settings; flags and environment variables win over it [$"+envName(configFlag)+"]")
 	root.AddCommand(newServeCommand(), newRewrapCommand())
+	root.AddCommand(clientCommands()...)
 	return root
 }
 
@@ -81,11 +91,12 @@ func (o *logOptions) logger() (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	// Records logged with a call's context carry its request id.
 	switch o.format {
 	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+		return slog.New(server.ContextLogHandler(slog.NewTextHandler(os.Stderr, opts))), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+		return slog.New(server.ContextLogHandler(slog.NewJSONHandler(os.Stderr, opts))), nil
 	default:
 		return nil, fmt.Errorf("--log-format: want text or json, got %q", o.format)
 	}

@@ -12,10 +12,12 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/reflection"
 
 	"github.com/ltikeys/ltikeys/crypto"
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
 	"github.com/ltikeys/ltikeys/server"
+	"github.com/ltikeys/ltikeys/storage"
 )
 
 type serveOptions struct {
@@ -30,6 +32,10 @@ type serveOptions struct {
 	jwksMaxAge      time.Duration
 	keyCacheSize    int
 	shutdownTimeout time.Duration
+	metricsAddr     string
+	reflection      bool
+	requestTimeout  time.Duration
+	printConfig     bool
 }
 
 func newServeCommand() *cobra.Command {
@@ -55,6 +61,9 @@ private key opens with the configured master keys and refuses to start,
 naming the missing key, if one does not.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.printConfig {
+				return printConfig(cmd.OutOrStdout(), cmd)
+			}
 			return serve(cmd.Context(), &o)
 		},
 	}
@@ -70,6 +79,10 @@ naming the missing key, if one does not.`,
 	f.DurationVar(&o.jwksMaxAge, "jwks-max-age", server.DefaultJWKSMaxAge, "max-age of the JWKS responses' Cache-Control header: how long platforms and shared caches may reuse them")
 	f.IntVar(&o.keyCacheSize, "key-cache-size", server.DefaultKeyCacheSize, "how many opened signing keys GetToolKey keeps in memory; 0 or less turns the cache off")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may run after SIGTERM before they are cut")
+	f.StringVar(&o.metricsAddr, "metrics-addr", "", "listen address of the Prometheus /metrics endpoint, e.g. 127.0.0.1:9090; empty turns metrics off. Never the public --http-addr")
+	f.BoolVar(&o.reflection, "reflection", true, "serve gRPC server reflection, so grpcurl and similar tools need no .proto files; --reflection=false turns it off")
+	f.DurationVar(&o.requestTimeout, "request-timeout", 30*time.Second, "longest a gRPC call may run; a client's shorter deadline is kept")
+	f.BoolVar(&o.printConfig, "print-config", false, "print the effective configuration (flags, environment, --config file) with secrets redacted, and exit")
 	addEnvUsage(f)
 	return cmd
 }
@@ -96,44 +109,28 @@ func serve(ctx context.Context, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	store, err := o.store.openStore(ctx, log)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
+	metrics := o.newMetrics()
+	health := server.NewHealth(log.With("component", "health"),
+		ltikeysv1.KeyService_ServiceDesc.ServiceName, ltikeysv1.JwksService_ServiceDesc.ServiceName)
 
-	if err := server.CheckKeyring(ctx, store, keyring); err != nil {
-		return fmt.Errorf("refusing to start: a stored private key does not open with the configured master keys: %w", err)
+	// Registered now, connected to storage by start below (see start.go).
+	var keys deferredKeyService
+	var jwksService deferredJwksService
+	grpcServer := grpc.NewServer(grpcServerOptions(log.With("component", "grpc"), metrics, health, o.requestTimeout, grpcOpts)...)
+	ltikeysv1.RegisterKeyServiceServer(grpcServer, &keys)
+	ltikeysv1.RegisterJwksServiceServer(grpcServer, &jwksService)
+	health.Register(grpcServer)
+	if o.reflection {
+		reflection.Register(grpcServer)
 	}
-	jwks := server.NewJWKSCache(store)
-	if err := jwks.Refresh(ctx); err != nil {
-		return fmt.Errorf("load the JWKS: %w", err)
-	}
-	keys, err := server.NewKeyService(server.KeyServiceConfig{
-		Store:        store,
-		Keyring:      keyring,
-		KeyBits:      o.keyBits,
-		JWKS:         jwks,
-		KeyCacheSize: keyCacheSize(o.keyCacheSize),
-		Log:          log.With("component", "keys"),
+	metrics.InitializeGRPC(grpcServer)
 
-		DisableKeyExport: o.disableExport,
-	})
-	if err != nil {
-		return err
-	}
-	jwksService := server.NewJwksService(jwks, server.WithMaxAge(o.jwksMaxAge))
-
-	grpcServer := grpc.NewServer(grpcOpts...)
-	ltikeysv1.RegisterKeyServiceServer(grpcServer, keys)
-	ltikeysv1.RegisterJwksServiceServer(grpcServer, jwksService)
-
-	handler, err := server.NewHTTPHandler(ctx, jwksService, jwks.Ready)
+	handler, err := server.NewHTTPHandler(ctx, &jwksService, health.Ready)
 	if err != nil {
 		return err
 	}
 	httpServer := &http.Server{
-		Handler:           handler,
+		Handler:           metrics.InstrumentJWKS(startGate(health, handler)),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
@@ -153,7 +150,75 @@ func serve(ctx context.Context, o *serveOptions) error {
 		grpcLis.Close()
 		return fmt.Errorf("--http-addr: %w", err)
 	}
-	log.Info("serving", "grpc_addr", grpcLis.Addr().String(), "http_addr", httpLis.Addr().String(), "key_bits", o.keyBits, "master_key", keyring.PrimaryID(), "key_export", !o.disableExport)
+	var metricsServer *http.Server
+	var metricsLis net.Listener
+	metricsAddr := ""
+	if metrics != nil {
+		if metricsLis, err = net.Listen("tcp", o.metricsAddr); err != nil {
+			grpcLis.Close()
+			httpLis.Close()
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		metricsAddr = metricsLis.Addr().String()
+		metricsServer = &http.Server{
+			Handler:           metrics.Handler(),
+			ReadHeaderTimeout: 5 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       60 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+	}
+	log.Info("listening", "grpc_addr", grpcLis.Addr().String(), "http_addr", httpLis.Addr().String(), "metrics_addr", metricsAddr, "reflection", o.reflection)
+
+	// start connects the services to storage once it is reachable, opens
+	// the gates, then keeps the JWKS and the health status current until
+	// ctx is done. A stored key that does not open is fatal, as before any
+	// listener existed: serve stops.
+	var store storage.Store
+	start := func(ctx context.Context) error {
+		opened, err := o.store.openStoreWhenReachable(ctx, log, metrics)
+		if err != nil || opened == nil {
+			return err
+		}
+		store = server.InstrumentStore(opened, metrics)
+		if err := server.CheckKeyring(ctx, store, keyring); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("refusing to start: a stored private key does not open with the configured master keys: %w", err)
+		}
+		jwks := server.NewJWKSCache(store)
+		if err := retry(ctx, log, metrics, "active_keys", "load the JWKS failed", true, jwks.Refresh); err != nil || ctx.Err() != nil {
+			return err
+		}
+		keyService, err := server.NewKeyService(server.KeyServiceConfig{
+			Store:        store,
+			Keyring:      keyring,
+			KeyBits:      o.keyBits,
+			JWKS:         jwks,
+			KeyCacheSize: keyCacheSize(o.keyCacheSize),
+			Log:          log.With("component", "keys"),
+
+			DisableKeyExport: o.disableExport,
+		})
+		if err != nil {
+			return err
+		}
+		keys.KeyServiceServer = keyService
+		jwksService.JwksServiceServer = server.NewJwksService(jwks, server.WithMaxAge(o.jwksMaxAge))
+		metrics.WatchKeys(store, log.With("component", "metrics"))
+		health.MarkStarted(ctx, jwks.Ready)
+		log.Info("serving", "grpc_addr", grpcLis.Addr().String(), "metrics_addr", metricsAddr, "http_addr", httpLis.Addr().String(), "key_bits", o.keyBits, "master_key", keyring.PrimaryID(), "key_export", !o.disableExport)
+
+		healthDone := make(chan struct{})
+		go func() {
+			defer close(healthDone)
+			health.Run(ctx, time.Second)
+		}()
+		jwks.Run(ctx, o.jwksRefresh, log.With("component", "jwks"))
+		<-healthDone
+		return nil
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return grpcServer.Serve(grpcLis) })
@@ -163,13 +228,19 @@ func serve(ctx context.Context, o *serveOptions) error {
 		}
 		return nil
 	})
-	g.Go(func() error {
-		jwks.Run(gctx, o.jwksRefresh, log.With("component", "jwks"))
-		return nil
-	})
+	if metricsServer != nil {
+		g.Go(func() error {
+			if err := metricsServer.Serve(metricsLis); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
+	g.Go(func() error { return start(gctx) })
 	g.Go(func() error {
 		<-gctx.Done()
 		log.Info("shutting down", "timeout", o.shutdownTimeout)
+		health.Shutdown()
 		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.shutdownTimeout)
 		defer cancel()
 		stopped := make(chan struct{})
@@ -183,9 +254,16 @@ func serve(ctx context.Context, o *serveOptions) error {
 		case <-shutdownCtx.Done():
 			grpcServer.Stop()
 		}
+		if metricsServer != nil {
+			httpErr = errors.Join(httpErr, metricsServer.Shutdown(shutdownCtx))
+		}
 		return httpErr
 	})
-	if err := g.Wait(); err != nil {
+	err = g.Wait()
+	if store != nil {
+		store.Close()
+	}
+	if err != nil {
 		return err
 	}
 	log.Info("stopped")

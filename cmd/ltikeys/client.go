@@ -1,0 +1,276 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	rpccode "google.golang.org/genproto/googleapis/rpc/code"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
+	"github.com/ltikeys/ltikeys/server"
+)
+
+// tokenEnv is the environment twin of the client's --token.
+const tokenEnv = envPrefix + "TOKEN"
+
+// Output formats of the client commands.
+const (
+	outputTable = "table"
+	outputJSON  = "json"
+)
+
+// clientOptions are the flags every command that calls the gRPC API shares.
+type clientOptions struct {
+	server        string
+	tls           bool
+	tlsCA         string
+	tlsClientCert string
+	tlsClientKey  string
+	tlsServerName string
+	token         string
+	dataDir       string
+	output        string
+	timeout       time.Duration
+}
+
+func (o *clientOptions) register(flags *pflag.FlagSet) {
+	flags.StringVar(&o.server, "server", "127.0.0.1:50051", "gRPC address of the ltikeys server, host:port")
+	flags.BoolVar(&o.tls, "tls", false, "connect over TLS, verifying the server against the system's CAs (implied by --tls-ca and --tls-client-cert); without TLS the connection is plaintext")
+	flags.StringVar(&o.tlsCA, "tls-ca", "", "PEM CA certificates to verify the server with, instead of the system's; implies --tls")
+	flags.StringVar(&o.tlsClientCert, "tls-client-cert", "", "PEM client certificate to present (mTLS, when the server runs with --client-ca); needs --tls-client-key; implies --tls")
+	flags.StringVar(&o.tlsClientKey, "tls-client-key", "", "PEM private key of --tls-client-cert")
+	flags.StringVar(&o.tlsServerName, "tls-server-name", "", "name to verify the server's certificate against, if not the host of --server")
+	flags.StringVar(&o.token, "token", "", "API token sent as 'authorization: Bearer'; prefer "+tokenEnv+" (a command line is visible to other users); default: the token in <data-dir>/"+adminTokenFileName+", if that exists")
+	markSecret(flags, "token")
+	flags.StringVar(&o.dataDir, "data-dir", "./ltikeys-data", "data directory of a local 'ltikeys serve', where its generated "+adminTokenFileName+" is read from when no token is given")
+	flags.StringVarP(&o.output, "output", "o", outputTable, "output format: table (for people) or json (the response as protobuf JSON, for scripts)")
+	flags.DurationVar(&o.timeout, "timeout", 30*time.Second, "deadline of the call")
+}
+
+// client is a connection to the gRPC API, authenticated.
+type client struct {
+	conn *grpc.ClientConn
+	opts *clientOptions
+	auth string
+}
+
+// dial connects to --server. The connection is lazy: errors reaching the
+// server surface on the first call.
+func (o *clientOptions) dial(stderr io.Writer) (*client, error) {
+	if o.output != outputTable && o.output != outputJSON {
+		return nil, fmt.Errorf("--output: want table or json, got %q", o.output)
+	}
+	creds, err := o.credentials()
+	if err != nil {
+		return nil, err
+	}
+	token, err := o.bearerToken()
+	if err != nil {
+		return nil, err
+	}
+	if token != "" && !o.usesTLS() && !isLoopbackAddr(o.server) {
+		fmt.Fprintf(stderr, "ltikeys: warning: sending the API token to %s without TLS: it crosses the network in clear text (use --tls or --tls-ca)\n", o.server)
+	}
+	conn, err := grpc.NewClient(o.server, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return nil, fmt.Errorf("--server: %w", err)
+	}
+	c := &client{conn: conn, opts: o}
+	if token != "" {
+		c.auth = "Bearer " + token
+	}
+	return c, nil
+}
+
+func (o *clientOptions) usesTLS() bool {
+	return o.tls || o.tlsCA != "" || o.tlsClientCert != ""
+}
+
+// credentials returns the transport credentials the flags ask for.
+func (o *clientOptions) credentials() (credentials.TransportCredentials, error) {
+	if (o.tlsClientCert == "") != (o.tlsClientKey == "") {
+		return nil, errors.New("--tls-client-cert and --tls-client-key must be given together")
+	}
+	if !o.usesTLS() {
+		return insecure.NewCredentials(), nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: o.tlsServerName}
+	if o.tlsCA != "" {
+		pemCerts, err := os.ReadFile(o.tlsCA)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemCerts) {
+			return nil, fmt.Errorf("--tls-ca: %s holds no PEM certificate", o.tlsCA)
+		}
+		cfg.RootCAs = pool
+	}
+	if o.tlsClientCert != "" {
+		cert, err := tls.LoadX509KeyPair(o.tlsClientCert, o.tlsClientKey)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-client-cert/--tls-client-key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+// bearerToken returns --token, or else the admin token a local serve
+// generated in the data directory, or else "" (a client certificate may be
+// all the server needs).
+func (o *clientOptions) bearerToken() (string, error) {
+	if o.token != "" {
+		return strings.TrimSpace(o.token), nil
+	}
+	path := filepath.Join(o.dataDir, adminTokenFileName)
+	text, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("read the admin token: %w", err)
+	}
+	token := strings.TrimSpace(string(text))
+	if token == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return token, nil
+}
+
+func (c *client) Close() error { return c.conn.Close() }
+
+// call runs one RPC with the deadline, the credentials and a header
+// receiver, and turns a failure into an error that names the gRPC code, the
+// message and the request id the server logged it under.
+func (c *client) call(ctx context.Context, rpc func(ctx context.Context, opts ...grpc.CallOption) error) error {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.timeout)
+	defer cancel()
+	if c.auth != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", c.auth)
+	}
+	var header metadata.MD
+	err := rpc(ctx, grpc.Header(&header))
+	if err == nil {
+		return nil
+	}
+	st := status.Convert(err)
+	msg := fmt.Sprintf("%s: %s", rpccode.Code(st.Code()).String(), st.Message())
+	ids := header.Get(server.RequestIDHeader)
+	if len(ids) > 0 {
+		msg += " (request id " + ids[0] + ")"
+	}
+	if st.Code() == codes.Unavailable && len(ids) == 0 { // the server never answered
+		msg += fmt.Sprintf("\nis 'ltikeys serve' running and listening on %s? (--server, %s)", c.opts.server, envName("server"))
+	}
+	if st.Code() == codes.Unauthenticated && c.auth == "" {
+		msg += fmt.Sprintf("\nno token was sent: set %s or --token, or run in the directory of a local 'ltikeys serve' (--data-dir)", tokenEnv)
+	}
+	return exitError{code: 1, err: errors.New(msg)}
+}
+
+func (c *client) keys() ltikeysv1.KeyServiceClient {
+	return ltikeysv1.NewKeyServiceClient(c.conn)
+}
+
+// print writes a response: as protobuf JSON with -o json, else as the
+// table rows returns.
+func (o *clientOptions) print(w io.Writer, msg proto.Message, rows func() [][2]string) error {
+	if o.output == outputJSON {
+		b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(msg)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	return printRows(w, rows())
+}
+
+// printRows writes name/value rows as an aligned two-column table.
+func printRows(w io.Writer, rows [][2]string) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
+	}
+	return tw.Flush()
+}
+
+func registrationRows(r *ltikeysv1.Registration) [][2]string {
+	return [][2]string{
+		{"REGISTRATION ID", r.GetId()},
+		{"ISSUER", r.GetIssuer()},
+		{"CLIENT ID", r.GetClientId()},
+		{"AUTH ENDPOINT", r.GetAuthEndpoint()},
+		{"JWKS URI", r.GetJwksUri()},
+		{"TOKEN ENDPOINT", r.GetTokenEndpoint()},
+		{"CURRENT KID", r.GetKid()},
+		{"CREATED", formatTime(r.GetCreateTime().AsTime(), r.GetCreateTime() != nil)},
+		{"UPDATED", formatTime(r.GetUpdateTime().AsTime(), r.GetUpdateTime() != nil)},
+	}
+}
+
+func keyRows(prefix string, k *ltikeysv1.Key) [][2]string {
+	state := "retired"
+	if k.GetActive() {
+		state = "active (published)"
+	}
+	return [][2]string{
+		{prefix + "KID", k.GetKid()},
+		{prefix + "ALG", k.GetAlg()},
+		{prefix + "STATE", state},
+		{prefix + "CREATED", formatTime(k.GetCreateTime().AsTime(), k.GetCreateTime() != nil)},
+	}
+}
+
+func formatTime(t time.Time, set bool) string {
+	if !set {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// clientCommands returns the commands that call a running server.
+func clientCommands() []*cobra.Command {
+	return []*cobra.Command{newRegistrationCommand(), newKeyCommand(), newSignCommand(), newJWKSCommand()}
+}
+
+// addClientFlags registers the client flags on a command group, for it and
+// its subcommands.
+func addClientFlags(group *cobra.Command, o *clientOptions) {
+	o.register(group.PersistentFlags())
+	addEnvUsage(group.PersistentFlags())
+}
+
+// clientHelp is the part of every client command's help that explains how
+// it reaches the server.
+const clientHelp = `
+The command calls the gRPC API of a running "ltikeys serve" at --server
+(default 127.0.0.1:50051), in plaintext unless --tls, --tls-ca or
+--tls-client-cert is given. It authenticates with --token (better:
+LTIKEYS_TOKEN) or, without one, with the admin token a local serve generated
+in <--data-dir>/admin.token, so on a development machine it works with no
+flags from the directory serve was started in.
+
+Output is a table, or with -o json the response as protobuf JSON. On error
+it prints the gRPC code (NOT_FOUND, PERMISSION_DENIED, …) and message and
+exits with status 1.`

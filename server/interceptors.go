@@ -1,0 +1,179 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+)
+
+// RequestIDHeader is the metadata key of a call's request id, read from the
+// request and returned in the response header.
+const RequestIDHeader = "x-request-id"
+
+// maxRequestIDLen bounds a request id accepted from a client.
+const maxRequestIDLen = 128
+
+type requestIDKey struct{}
+
+// RequestID returns the request id of the call ctx belongs to, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// WithRequestID returns ctx carrying id as its request id.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// requestIDFrom returns the client's x-request-id if it is a sensible one
+// (1 to 128 letters, digits and . _ : - characters, so it is safe to log),
+// or else a new random one.
+func requestIDFrom(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if ids := md.Get(RequestIDHeader); len(ids) > 0 && validRequestID(ids[0]) {
+		return ids[0]
+	}
+	return uuid.NewString()
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestIDLen {
+		return false
+	}
+	for _, r := range id {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune("._:-", r):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// UnaryRequestInterceptor is the outermost interceptor of every unary call.
+// It gives the call a request id (the client's x-request-id when it sends a
+// sensible one, a new UUID otherwise), returns it in the response header
+// and puts it in the context, where ContextLogHandler adds it to every log
+// line of the call; it recovers a panic anywhere below it, logging the
+// panic and its stack at error level and answering INTERNAL without detail;
+// and it logs one line per call with the method, code, peer and duration.
+func UnaryRequestInterceptor(log *slog.Logger, m *Metrics) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		start := time.Now()
+		ctx = WithRequestID(ctx, requestIDFrom(ctx))
+		defer func() {
+			if p := recover(); p != nil {
+				resp, err = nil, recovered(ctx, log, m, info.FullMethod, p)
+			}
+			logCall(ctx, log, info.FullMethod, start, err)
+		}()
+		_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, RequestID(ctx)))
+		return handler(ctx, req)
+	}
+}
+
+// StreamRequestInterceptor does for streams what UnaryRequestInterceptor
+// does for unary calls.
+func StreamRequestInterceptor(log *slog.Logger, m *Metrics) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+		start := time.Now()
+		ctx := WithRequestID(ss.Context(), requestIDFrom(ss.Context()))
+		defer func() {
+			if p := recover(); p != nil {
+				err = recovered(ctx, log, m, info.FullMethod, p)
+			}
+			logCall(ctx, log, info.FullMethod, start, err)
+		}()
+		_ = ss.SetHeader(metadata.Pairs(RequestIDHeader, RequestID(ctx)))
+		return handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
+	}
+}
+
+// contextStream is a ServerStream with a replaced context.
+type contextStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *contextStream) Context() context.Context { return s.ctx }
+
+func recovered(ctx context.Context, log *slog.Logger, m *Metrics, method string, p any) error {
+	m.panicked()
+	log.ErrorContext(ctx, "panic in gRPC handler", "method", method, "panic", p, "stack", string(debug.Stack()))
+	return errInternal
+}
+
+// logCall writes the request log line of a call: at debug level for health
+// checks and reflection that succeed (probes would drown everything else),
+// at error level for server faults, at info otherwise.
+func logCall(ctx context.Context, log *slog.Logger, method string, start time.Time, err error) {
+	code := status.Code(err)
+	level := slog.LevelInfo
+	switch code {
+	case codes.Internal, codes.Unknown, codes.DataLoss:
+		level = slog.LevelError
+	case codes.OK:
+		if !gated(method) {
+			level = slog.LevelDebug
+		}
+	}
+	if !log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{slog.String("method", method), slog.String("code", code.String())}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		attrs = append(attrs, slog.String("peer", p.Addr.String()))
+	}
+	attrs = append(attrs, slog.Duration("duration", time.Since(start)))
+	log.LogAttrs(ctx, level, "grpc call", attrs...)
+}
+
+// UnaryTimeoutInterceptor bounds every unary call to d (when d > 0): a
+// call whose client set a shorter deadline keeps it, one without a deadline
+// or with a longer one gets d, so a stuck database cannot hold a call, its
+// connection and its transaction forever. Handlers pass the context down to
+// storage, which gives up when it is done.
+func UnaryTimeoutInterceptor(d time.Duration) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if d <= 0 {
+			return handler(ctx, req)
+		}
+		ctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		return handler(ctx, req)
+	}
+}
+
+// ContextLogHandler wraps h so that every record logged with the context of
+// a call carries the call's request id as request_id.
+func ContextLogHandler(h slog.Handler) slog.Handler {
+	return contextHandler{h}
+}
+
+type contextHandler struct{ slog.Handler }
+
+func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
+	if id := RequestID(ctx); id != "" {
+		r = r.Clone()
+		r.AddAttrs(slog.String("request_id", id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h contextHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return contextHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h contextHandler) WithGroup(name string) slog.Handler {
+	return contextHandler{h.Handler.WithGroup(name)}
+}

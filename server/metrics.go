@@ -1,0 +1,339 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+
+	"github.com/ltikeys/ltikeys/storage"
+)
+
+// MetricsPath is where the metrics listener serves the Prometheus exposition.
+const MetricsPath = "/metrics"
+
+// Metrics holds the Prometheus series of one process, in a registry of its
+// own (nothing is registered globally). Every method is safe on a nil
+// *Metrics and then does nothing, so code that reports events can hold a
+// *Metrics that is nil when metrics are off.
+//
+// Series:
+//
+//	grpc_server_started_total, grpc_server_handled_total{grpc_code},
+//	grpc_server_handling_seconds      gRPC calls by service and method
+//	ltikeys_jwks_requests_total{code} HTTP JWK Set responses by status (200, 304…)
+//	ltikeys_cache_lookups_total{cache,result}  result is "hit" or "miss"
+//	ltikeys_keys{state}               stored keys, "active" or "retired", read at scrape time
+//	ltikeys_storage_errors_total{op}  storage calls that failed for a reason
+//	                                  other than not found / already exists / in use
+//	ltikeys_grpc_panics_total         handler panics recovered as INTERNAL
+//
+// plus the Go runtime and process collectors.
+type Metrics struct {
+	reg           *prometheus.Registry
+	grpc          *grpcprom.ServerMetrics
+	jwksRequests  *prometheus.CounterVec
+	cacheLookups  *prometheus.CounterVec
+	storageErrors *prometheus.CounterVec
+	panics        prometheus.Counter
+}
+
+// NewMetrics returns a Metrics with every series registered.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		grpc: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
+			grpcprom.WithHistogramBuckets([]float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}),
+		)),
+		jwksRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ltikeys_jwks_requests_total",
+			Help: "Requests for the public JWKS over HTTP, by response status code.",
+		}, []string{"code"}),
+		cacheLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ltikeys_cache_lookups_total",
+			Help: "In-memory cache lookups, by cache and result (hit or miss).",
+		}, []string{"cache", "result"}),
+		storageErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ltikeys_storage_errors_total",
+			Help: "Storage operations that failed, by operation; not found, already exists and key in use are outcomes, not errors, and are not counted.",
+		}, []string{"op"}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ltikeys_grpc_panics_total",
+			Help: "gRPC handler panics recovered and answered with INTERNAL.",
+		}),
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.grpc, m.jwksRequests, m.cacheLookups, m.storageErrors, m.panics,
+	)
+	return m
+}
+
+// Handler serves the registry in the Prometheus exposition format. A
+// collector that fails (the key count while the database is down) is left
+// out of the scrape instead of failing it.
+func (m *Metrics) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET "+MetricsPath, promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		ErrorHandling:     promhttp.ContinueOnError,
+		Registry:          m.reg,
+		EnableOpenMetrics: true,
+	}))
+	return mux
+}
+
+// UnaryInterceptor counts and times unary calls. It is a pass-through on a
+// nil *Metrics.
+func (m *Metrics) UnaryInterceptor() grpc.UnaryServerInterceptor {
+	if m == nil {
+		return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			return handler(ctx, req)
+		}
+	}
+	return m.grpc.UnaryServerInterceptor()
+}
+
+// StreamInterceptor counts and times streaming calls. It is a pass-through
+// on a nil *Metrics.
+func (m *Metrics) StreamInterceptor() grpc.StreamServerInterceptor {
+	if m == nil {
+		return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+			return handler(srv, ss)
+		}
+	}
+	return m.grpc.StreamServerInterceptor()
+}
+
+// InitializeGRPC creates the gRPC series of every method registered on s
+// at zero, so they are present before the first call. Call it after the
+// services are registered.
+func (m *Metrics) InitializeGRPC(s *grpc.Server) {
+	if m == nil {
+		return
+	}
+	m.grpc.InitializeMetrics(s)
+}
+
+// CacheLookup counts one lookup in the named cache ("jwks", "keys", …).
+// This is the hook caches report through.
+func (m *Metrics) CacheLookup(cache string, hit bool) {
+	if m == nil {
+		return
+	}
+	result := "miss"
+	if hit {
+		result = "hit"
+	}
+	m.cacheLookups.WithLabelValues(cache, result).Inc()
+}
+
+// StorageError counts one failed storage operation.
+func (m *Metrics) StorageError(op string) {
+	if m == nil {
+		return
+	}
+	m.storageErrors.WithLabelValues(op).Inc()
+}
+
+func (m *Metrics) panicked() {
+	if m == nil {
+		return
+	}
+	m.panics.Inc()
+}
+
+// InstrumentJWKS counts the responses next gives to requests for a JWK Set
+// (JWKSPath and every registration's) by status code. Other paths pass
+// through uncounted.
+func (m *Metrics) InstrumentJWKS(next http.Handler) http.Handler {
+	if m == nil {
+		return next
+	}
+	for _, code := range []string{"200", "304"} {
+		m.jwksRequests.WithLabelValues(code)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !IsJWKSPath(r.URL.Path) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		m.jwksRequests.WithLabelValues(strconv.Itoa(sw.code)).Inc()
+	})
+}
+
+// IsJWKSPath reports whether path is one the HTTP handler serves a JWK Set
+// at: JWKSPath or a registration's.
+func IsJWKSPath(path string) bool {
+	return path == JWKSPath || isRegistrationJWKSPath(path)
+}
+
+// statusWriter remembers the status code written through it.
+type statusWriter struct {
+	http.ResponseWriter
+	code        int
+	wroteHeader bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.code, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wroteHeader = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// WatchKeys adds ltikeys_keys{state}, counted from store at every scrape
+// (with a timeout, so a stuck database cannot hold a scrape). A failed count
+// is logged and left out of that scrape; pass an instrumented store
+// (InstrumentStore) to have it counted as a storage error too. Call it once
+// store is connected.
+func (m *Metrics) WatchKeys(store storage.Store, log *slog.Logger) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(&keyCollector{store: store, log: log})
+}
+
+var keysDesc = prometheus.NewDesc("ltikeys_keys", "Stored keys by state: active keys are published in the JWKS, retired ones are not.", []string{"state"}, nil)
+
+type keyCollector struct {
+	store storage.Store
+	log   *slog.Logger
+}
+
+func (c *keyCollector) Describe(ch chan<- *prometheus.Desc) { ch <- keysDesc }
+
+func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	active, err := c.store.ActiveKeys(ctx)
+	if err != nil {
+		c.log.Warn("count keys for metrics", "err", err)
+		return
+	}
+	all, err := c.store.KeyIDs(ctx)
+	if err != nil {
+		c.log.Warn("count keys for metrics", "err", err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(keysDesc, prometheus.GaugeValue, float64(len(active)), "active")
+	ch <- prometheus.MustNewConstMetric(keysDesc, prometheus.GaugeValue, float64(max(len(all)-len(active), 0)), "retired")
+}
+
+// InstrumentStore returns store with every failed call of the methods it
+// knows counted as ltikeys_storage_errors_total{op}. Methods added to
+// storage.Store later pass through uncounted until listed here. With a nil
+// m it returns store itself.
+//
+// A backend's optional change listener (a Listen(ctx, func()) method, as
+// the PostgreSQL backend has) stays visible through the wrapper.
+func InstrumentStore(store storage.Store, m *Metrics) storage.Store {
+	if m == nil {
+		return store
+	}
+	s := &instrumentedStore{Store: store, m: m}
+	if l, ok := store.(listener); ok {
+		return &instrumentedListener{instrumentedStore: s, listener: l}
+	}
+	return s
+}
+
+// listener is the optional change-notification method of a backend.
+type listener interface {
+	Listen(ctx context.Context, changed func())
+}
+
+type instrumentedListener struct {
+	*instrumentedStore
+	listener
+}
+
+type instrumentedStore struct {
+	storage.Store
+	m *Metrics
+}
+
+// count records err as a storage error unless it is an expected outcome.
+func (s *instrumentedStore) count(op string, err error) {
+	switch {
+	case err == nil,
+		errors.Is(err, storage.ErrNotFound),
+		errors.Is(err, storage.ErrAlreadyExists),
+		errors.Is(err, storage.ErrKeyInUse),
+		errors.Is(err, context.Canceled):
+		return
+	}
+	s.m.StorageError(op)
+}
+
+func (s *instrumentedStore) CreateRegistration(ctx context.Context, reg storage.Registration, key storage.Key) (storage.Registration, storage.Key, error) {
+	r, k, err := s.Store.CreateRegistration(ctx, reg, key)
+	s.count("create_registration", err)
+	return r, k, err
+}
+
+func (s *instrumentedStore) GetRegistration(ctx context.Context, id string) (storage.Registration, error) {
+	r, err := s.Store.GetRegistration(ctx, id)
+	s.count("get_registration", err)
+	return r, err
+}
+
+func (s *instrumentedStore) GetRegistrationByIssuerClient(ctx context.Context, issuer, clientID string) (storage.Registration, error) {
+	r, err := s.Store.GetRegistrationByIssuerClient(ctx, issuer, clientID)
+	s.count("get_registration", err)
+	return r, err
+}
+
+func (s *instrumentedStore) GetKey(ctx context.Context, kid string) (storage.Key, error) {
+	k, err := s.Store.GetKey(ctx, kid)
+	s.count("get_key", err)
+	return k, err
+}
+
+func (s *instrumentedStore) RotateKey(ctx context.Context, registrationID string, newKey storage.Key) (storage.Registration, storage.Key, storage.Key, error) {
+	r, cur, prev, err := s.Store.RotateKey(ctx, registrationID, newKey)
+	s.count("rotate_key", err)
+	return r, cur, prev, err
+}
+
+func (s *instrumentedStore) RetireKey(ctx context.Context, kid string) (storage.Key, error) {
+	k, err := s.Store.RetireKey(ctx, kid)
+	s.count("retire_key", err)
+	return k, err
+}
+
+func (s *instrumentedStore) ActiveKeys(ctx context.Context) ([]storage.Key, error) {
+	keys, err := s.Store.ActiveKeys(ctx)
+	s.count("active_keys", err)
+	return keys, err
+}
+
+func (s *instrumentedStore) KeyIDs(ctx context.Context) ([]string, error) {
+	kids, err := s.Store.KeyIDs(ctx)
+	s.count("key_ids", err)
+	return kids, err
+}
+
+func (s *instrumentedStore) UpdatePrivateKey(ctx context.Context, kid string, update func([]byte) ([]byte, bool, error)) error {
+	err := s.Store.UpdatePrivateKey(ctx, kid, update)
+	s.count("update_private_key", err)
+	return err
+}

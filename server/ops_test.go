@@ -1,0 +1,265 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/ltikeys/ltikeys/server"
+	"github.com/ltikeys/ltikeys/storage"
+)
+
+// scrape returns the exposition of m.
+func scrape(t *testing.T, m *server.Metrics) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, server.MetricsPath, nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET %s = %d", server.MetricsPath, rec.Code)
+	}
+	return rec.Body.String()
+}
+
+func wantSeries(t *testing.T, exposition string, series ...string) {
+	t.Helper()
+	for _, s := range series {
+		if !strings.Contains(exposition, s) {
+			t.Errorf("metrics lack %s", s)
+		}
+	}
+}
+
+var unaryInfo = &grpc.UnaryServerInfo{FullMethod: "/ltikeys.v1.KeyService/RotateKey"}
+
+func TestUnaryRequestInterceptorRecoversPanics(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(server.ContextLogHandler(slog.NewJSONHandler(&logs, nil)))
+	m := server.NewMetrics()
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(server.RequestIDHeader, "req-42"))
+
+	resp, err := server.UnaryRequestInterceptor(log, m)(ctx, nil, unaryInfo, func(context.Context, any) (any, error) {
+		panic("boom")
+	})
+	if resp != nil || status.Code(err) != codes.Internal || status.Convert(err).Message() != "internal error" {
+		t.Errorf("panicking handler = %v, %v; want INTERNAL without detail", resp, err)
+	}
+	for _, want := range []string{`"msg":"panic in gRPC handler"`, `"panic":"boom"`, `"stack":"goroutine`, `"request_id":"req-42"`, `"code":"Internal"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, logs.String())
+		}
+	}
+	wantSeries(t, scrape(t, m), "ltikeys_grpc_panics_total 1")
+}
+
+func TestRequestIDs(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	idOf := func(md metadata.MD) string {
+		ctx := context.Background()
+		if md != nil {
+			ctx = metadata.NewIncomingContext(ctx, md)
+		}
+		var got string
+		_, _ = server.UnaryRequestInterceptor(log, nil)(ctx, nil, unaryInfo, func(ctx context.Context, _ any) (any, error) {
+			got = server.RequestID(ctx)
+			return nil, nil
+		})
+		return got
+	}
+	if got := idOf(metadata.Pairs("x-request-id", "trace-1.a:b_c")); got != "trace-1.a:b_c" {
+		t.Errorf("a sensible client id became %q", got)
+	}
+	for name, md := range map[string]metadata.MD{
+		"absent":    nil,
+		"empty":     metadata.Pairs("x-request-id", ""),
+		"too long":  metadata.Pairs("x-request-id", strings.Repeat("a", 129)),
+		"log spoof": metadata.Pairs("x-request-id", "a\nlevel=ERROR msg=forged"),
+	} {
+		got := idOf(md)
+		if len(got) != 36 || strings.ContainsAny(got, " \n=") {
+			t.Errorf("%s: request id %q, want a generated UUID", name, got)
+		}
+	}
+	if a, b := idOf(nil), idOf(nil); a == b {
+		t.Errorf("two calls got the same generated id %q", a)
+	}
+}
+
+func TestUnaryTimeoutInterceptor(t *testing.T) {
+	deadline := func(ctx context.Context) time.Duration {
+		var left time.Duration
+		_, _ = server.UnaryTimeoutInterceptor(time.Minute)(ctx, nil, unaryInfo, func(ctx context.Context, _ any) (any, error) {
+			d, ok := ctx.Deadline()
+			if !ok {
+				t.Fatal("no deadline")
+			}
+			left = time.Until(d)
+			return nil, nil
+		})
+		return left
+	}
+	if left := deadline(context.Background()); left <= 50*time.Second || left > time.Minute {
+		t.Errorf("a call without a deadline got %s, want the 1m cap", left)
+	}
+	short, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if left := deadline(short); left > time.Second {
+		t.Errorf("a client's 1s deadline became %s", left)
+	}
+	long, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	if left := deadline(long); left > time.Minute {
+		t.Errorf("a client's 1h deadline became %s, want the 1m cap", left)
+	}
+}
+
+// registrar captures the implementation registered on it.
+type registrar struct{ impl any }
+
+func (r *registrar) RegisterService(_ *grpc.ServiceDesc, impl any) { r.impl = impl }
+
+func TestHealthTransitions(t *testing.T) {
+	ctx := context.Background()
+	h := server.NewHealth(nil, "ltikeys.v1.KeyService")
+	var reg registrar
+	h.Register(&reg)
+	hs := reg.impl.(healthpb.HealthServer)
+	statusOf := func(svc string) healthpb.HealthCheckResponse_ServingStatus {
+		t.Helper()
+		resp, err := hs.Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetStatus()
+	}
+	gate := func(method string) codes.Code {
+		_, err := h.UnaryGate()(ctx, nil, &grpc.UnaryServerInfo{FullMethod: method}, func(context.Context, any) (any, error) { return nil, nil })
+		return grpcCode(err)
+	}
+	const notServing, serving = healthpb.HealthCheckResponse_NOT_SERVING, healthpb.HealthCheckResponse_SERVING
+
+	if statusOf("") != notServing || statusOf("ltikeys.v1.KeyService") != notServing || h.Ready(ctx) == nil {
+		t.Errorf("before start: %v/%v, want NOT_SERVING and not ready", statusOf(""), statusOf("ltikeys.v1.KeyService"))
+	}
+	if gate("/ltikeys.v1.KeyService/RotateKey") != codes.Unavailable || gate("/ltikeys.v1.JwksService/GetJwks") != codes.Unavailable {
+		t.Errorf("the gate lets ltikeys calls through before start")
+	}
+	if gate("/grpc.health.v1.Health/Check") != codes.OK || gate("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo") != codes.OK {
+		t.Errorf("the gate holds back health or reflection")
+	}
+
+	var checkErr error
+	h.MarkStarted(ctx, func(context.Context) error { return checkErr })
+	if statusOf("") != serving || statusOf("ltikeys.v1.KeyService") != serving || h.Ready(ctx) != nil || gate("/ltikeys.v1.KeyService/RotateKey") != codes.OK {
+		t.Errorf("after start: %v, want SERVING, ready and the gate open", statusOf(""))
+	}
+	checkErr = errors.New("jwks refresh failed")
+	if err := h.Ready(ctx); !errors.Is(err, checkErr) || statusOf("") != notServing {
+		t.Errorf("failing check: Ready = %v, status %v; want the error and NOT_SERVING", err, statusOf(""))
+	}
+	checkErr = nil
+	if h.Ready(ctx) != nil || statusOf("") != serving {
+		t.Errorf("recovered check: status %v, want SERVING", statusOf(""))
+	}
+	h.Shutdown()
+	if h.Ready(ctx) == nil || statusOf("") != notServing || statusOf("ltikeys.v1.KeyService") != notServing {
+		t.Errorf("after shutdown: %v, want NOT_SERVING and not ready", statusOf(""))
+	}
+}
+
+func grpcCode(err error) codes.Code { return status.Code(err) }
+
+func TestInstrumentJWKS(t *testing.T) {
+	m := server.NewMetrics()
+	h := m.InstrumentJWKS(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("If-None-Match") != "" {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		io.WriteString(w, `{"keys":[]}`)
+	}))
+	for _, req := range []*http.Request{
+		httptest.NewRequest(http.MethodGet, server.JWKSPath, nil),
+		httptest.NewRequest(http.MethodGet, server.JWKSPath, nil),
+		httptest.NewRequest(http.MethodGet, server.HealthzPath, nil),
+	} {
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	cond := httptest.NewRequest(http.MethodGet, server.JWKSPath, nil)
+	cond.Header.Set("If-None-Match", `"x"`)
+	h.ServeHTTP(httptest.NewRecorder(), cond)
+	wantSeries(t, scrape(t, m), `ltikeys_jwks_requests_total{code="200"} 2`, `ltikeys_jwks_requests_total{code="304"} 1`)
+
+	m.CacheLookup("keys", true)
+	m.CacheLookup("keys", false)
+	m.CacheLookup("keys", false)
+	wantSeries(t, scrape(t, m), `ltikeys_cache_lookups_total{cache="keys",result="hit"} 1`, `ltikeys_cache_lookups_total{cache="keys",result="miss"} 2`)
+
+	var nilMetrics *server.Metrics // metrics off: every method is a no-op
+	nilMetrics.CacheLookup("keys", true)
+	nilMetrics.StorageError("x")
+	if nilMetrics.InstrumentJWKS(h) == nil {
+		t.Error("nil Metrics dropped the handler")
+	}
+}
+
+// fakeStore answers the calls the metrics make; any other call panics.
+type fakeStore struct {
+	storage.Store
+	getKeyErr error
+	listened  bool
+}
+
+func (f *fakeStore) GetKey(context.Context, string) (storage.Key, error) {
+	return storage.Key{}, f.getKeyErr
+}
+
+func (f *fakeStore) ActiveKeys(context.Context) ([]storage.Key, error) {
+	return make([]storage.Key, 2), nil
+}
+
+func (f *fakeStore) KeyIDs(context.Context) ([]string, error) { return []string{"a", "b", "c"}, nil }
+
+func (f *fakeStore) Listen(context.Context, func()) { f.listened = true }
+
+func TestInstrumentStore(t *testing.T) {
+	ctx := context.Background()
+	m := server.NewMetrics()
+	fake := &fakeStore{}
+	store := server.InstrumentStore(fake, m)
+
+	fake.getKeyErr = storage.ErrNotFound
+	store.GetKey(ctx, "x")
+	fake.getKeyErr = errors.New("connection reset")
+	store.GetKey(ctx, "x")
+	store.GetKey(ctx, "x")
+	m.WatchKeys(store, slog.New(slog.DiscardHandler))
+	wantSeries(t, scrape(t, m),
+		`ltikeys_storage_errors_total{op="get_key"} 2`,
+		`ltikeys_keys{state="active"} 2`,
+		`ltikeys_keys{state="retired"} 1`)
+
+	l, ok := store.(interface{ Listen(context.Context, func()) })
+	if !ok {
+		t.Fatal("the instrumented store hides the backend's Listen")
+	}
+	l.Listen(ctx, func() {})
+	if !fake.listened {
+		t.Error("Listen did not reach the backend")
+	}
+	if _, ok := server.InstrumentStore(&struct{ storage.Store }{fake}, m).(interface{ Listen(context.Context, func()) }); ok {
+		t.Error("the instrumented store claims a Listen the backend lacks")
+	}
+}
