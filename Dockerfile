@@ -1,0 +1,33 @@
+# syntax=docker/dockerfile:1
+# A static ltikeys binary on a distroless base: no shell, no package manager,
+# running as the unprivileged "nonroot" user (65532).
+#
+#   docker build -t ltikeys .
+#   docker run --rm -p 50051:50051 -p 8080:8080 ltikeys   # embedded SQLite, for a try
+#
+# .ci/run runs the build command below, verbatim, so CI exercises it.
+
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o bin/ltikeys ./cmd/ltikeys
+RUN mkdir -p /out/data
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /src/bin/ltikeys /usr/local/bin/ltikeys
+COPY --from=build --chown=65532:65532 --chmod=0700 /out/data /var/lib/ltikeys
+USER nonroot:nonroot
+WORKDIR /home/nonroot
+# Listen on every interface inside the container; metrics on their own port.
+# Data (the embedded database and its generated secrets) in a volume.
+ENV LTIKEYS_GRPC_ADDR=0.0.0.0:50051 \
+    LTIKEYS_HTTP_ADDR=0.0.0.0:8080 \
+    LTIKEYS_METRICS_ADDR=0.0.0.0:9090 \
+    LTIKEYS_DATA_DIR=/var/lib/ltikeys \
+    LTIKEYS_LOG_FORMAT=json
+VOLUME /var/lib/ltikeys
+EXPOSE 50051 8080 9090
+ENTRYPOINT ["/usr/local/bin/ltikeys"]
+CMD ["serve"]
