@@ -32,8 +32,8 @@ import (
 type Scope string
 
 const (
-	// ScopeKeysRead is reserved for methods that read public data about
-	// registrations and keys. No method requires it yet; it does not allow
+	// ScopeKeysRead allows reading public data about registrations and keys
+	// (GetRegistration, ListRegistrations, ListKeys); it does not allow
 	// GetToolKey.
 	ScopeKeysRead Scope = "keys.read"
 	// ScopeKeysReadPrivate allows exporting private keys (GetToolKey).
@@ -42,7 +42,8 @@ const (
 	// it (SignJwt, CreateClientAssertion).
 	ScopeKeysSign Scope = "keys.sign"
 	// ScopeKeysAdmin allows the methods that create or change registrations
-	// and keys (CreateRegistration, RotateKey, RetireKey).
+	// and keys (CreateRegistration, RotateKey, RetireKey,
+	// UpdateRegistration, DeleteRegistration).
 	ScopeKeysAdmin Scope = "keys.admin"
 )
 
@@ -62,6 +63,11 @@ var methodScopes = map[string]Scope{
 	ltikeysv1.KeyService_CreateClientAssertion_FullMethodName: ScopeKeysSign,
 	ltikeysv1.KeyService_RotateKey_FullMethodName:             ScopeKeysAdmin,
 	ltikeysv1.KeyService_RetireKey_FullMethodName:             ScopeKeysAdmin,
+	ltikeysv1.KeyService_GetRegistration_FullMethodName:       ScopeKeysRead,
+	ltikeysv1.KeyService_ListRegistrations_FullMethodName:     ScopeKeysRead,
+	ltikeysv1.KeyService_ListKeys_FullMethodName:              ScopeKeysRead,
+	ltikeysv1.KeyService_UpdateRegistration_FullMethodName:    ScopeKeysAdmin,
+	ltikeysv1.KeyService_DeleteRegistration_FullMethodName:    ScopeKeysAdmin,
 }
 
 // publicMethods need no credentials: the JWKS holds only public keys. Like

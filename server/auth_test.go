@@ -32,6 +32,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/dynamicpb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
 	"github.com/ltikeys/ltikeys/server"
@@ -52,17 +53,20 @@ var authEnvTokens = []struct {
 	{"all-but-read_private", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead, server.ScopeKeysSign}},
 	{"all-but-sign", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead, server.ScopeKeysReadPrivate}},
 	{"all-but-admin", []server.Scope{server.ScopeKeysRead, server.ScopeKeysReadPrivate, server.ScopeKeysSign}},
+	{"all-but-read", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysReadPrivate, server.ScopeKeysSign}},
 }
 
 // holderOf and lackerOf name, for each scope a method requires, a token
 // holding exactly that scope and one holding every scope but it.
 var (
 	holderOf = map[server.Scope]string{
+		server.ScopeKeysRead:        "reader",
 		server.ScopeKeysReadPrivate: "exporter",
 		server.ScopeKeysSign:        "signer",
 		server.ScopeKeysAdmin:       "manager",
 	}
 	lackerOf = map[server.Scope]string{
+		server.ScopeKeysRead:        "all-but-read",
 		server.ScopeKeysReadPrivate: "all-but-read_private",
 		server.ScopeKeysSign:        "all-but-sign",
 		server.ScopeKeysAdmin:       "all-but-admin",
@@ -361,6 +365,24 @@ func TestKeyServiceAccessControl(t *testing.T) {
 				t.Fatal(err)
 			}
 			return &ltikeysv1.RetireKeyRequest{Kid: created.GetKey().GetKid()}
+		},
+		"GetRegistration": func(t *testing.T) proto.Message {
+			return &ltikeysv1.GetRegistrationRequest{Id: env.create(t).GetRegistration().GetId()}
+		},
+		"ListRegistrations": func(*testing.T) proto.Message {
+			return &ltikeysv1.ListRegistrationsRequest{PageSize: 2}
+		},
+		"UpdateRegistration": func(t *testing.T) proto.Message {
+			return &ltikeysv1.UpdateRegistrationRequest{
+				Registration: &ltikeysv1.Registration{Id: env.create(t).GetRegistration().GetId(), JwksUri: "https://platform.example/new-jwks"},
+				UpdateMask:   &fieldmaskpb.FieldMask{Paths: []string{"jwks_uri"}},
+			}
+		},
+		"DeleteRegistration": func(t *testing.T) proto.Message {
+			return &ltikeysv1.DeleteRegistrationRequest{Id: env.create(t).GetRegistration().GetId()}
+		},
+		"ListKeys": func(*testing.T) proto.Message {
+			return &ltikeysv1.ListKeysRequest{State: ltikeysv1.KeyState_KEY_STATE_CURRENT}
 		},
 	}
 

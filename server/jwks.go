@@ -37,6 +37,7 @@ var ErrStale = errors.New("serving the last good key set: the database is unreac
 // key cache) which version of the data is current. Safe for concurrent use.
 type JWKSCache struct {
 	store storage.Store
+	now   func() time.Time
 
 	// refreshMu serializes refreshes so an older snapshot can never replace
 	// a newer one.
@@ -47,10 +48,17 @@ type JWKSCache struct {
 	err error
 }
 
-// jwksSnapshot is the key set at one version of the database.
+// jwksSnapshot is the key set at one version of the database, as published
+// from one instant until next.
 type jwksSnapshot struct {
 	version int64
-	all     *jwksDoc
+	// keys are the active keys as stored, newest first: with next, what a
+	// scheduled retirement needs to rebuild the documents without a query.
+	keys []storage.Key
+	// next is the first scheduled retirement after the snapshot was built;
+	// zero if none.
+	next time.Time
+	all  *jwksDoc
 	// byRegistration holds each registration's active public JWKs, newest
 	// first. Every registration has at least one (its current key), so a
 	// registration is known exactly when it has an entry.
@@ -94,9 +102,45 @@ func (d *jwksDoc) gzipped() ([]byte, string) {
 	return d.gz, d.gzETag
 }
 
+// JWKSCacheOption configures a JWKSCache.
+type JWKSCacheOption func(*JWKSCache)
+
+// WithCacheClock sets the clock that decides which keys a scheduled
+// retirement has unpublished (default time.Now).
+func WithCacheClock(now func() time.Time) JWKSCacheOption {
+	return func(c *JWKSCache) { c.now = now }
+}
+
 // NewJWKSCache returns an empty cache over store; call Refresh before serving.
-func NewJWKSCache(store storage.Store) *JWKSCache {
-	return &JWKSCache{store: store}
+func NewJWKSCache(store storage.Store, opts ...JWKSCacheOption) *JWKSCache {
+	c := &JWKSCache{store: store, now: time.Now}
+	for _, opt := range opts {
+		opt(c)
+	}
+	return c
+}
+
+// load returns the snapshot to serve now. A key whose scheduled retirement
+// has passed is never served, even before the background worker records
+// the retirement: once now reaches the snapshot's next retirement, the
+// documents are rebuilt from the keys it holds, without a query.
+func (c *JWKSCache) load() *jwksSnapshot {
+	snap := c.snap.Load()
+	if snap == nil || snap.next.IsZero() {
+		return snap
+	}
+	now := c.now()
+	if now.Before(snap.next) {
+		return snap
+	}
+	rebuilt, err := buildSnapshot(snap.version, snap.keys, now)
+	if err != nil {
+		return snap // as after a failed refresh; the next one retries
+	}
+	if !c.snap.CompareAndSwap(snap, rebuilt) {
+		return c.snap.Load() // a refresh or another rebuild got there first
+	}
+	return rebuilt
 }
 
 // Refresh brings the cache up to date: it reads the store's change counter
@@ -129,7 +173,7 @@ func (c *JWKSCache) refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	snap, err := buildSnapshot(version, keys)
+	snap, err := buildSnapshot(version, keys, c.now())
 	if err != nil {
 		return err
 	}
@@ -137,19 +181,27 @@ func (c *JWKSCache) refresh(ctx context.Context) error {
 	return nil
 }
 
-// buildSnapshot serializes the key set of keys (newest first).
-func buildSnapshot(version int64, keys []storage.Key) (*jwksSnapshot, error) {
-	public := make([][]byte, len(keys))
+// buildSnapshot serializes the key set of the keys (newest first) that are
+// published at now.
+func buildSnapshot(version int64, keys []storage.Key, now time.Time) (*jwksSnapshot, error) {
+	public := make([][]byte, 0, len(keys))
 	byRegistration := make(map[string][][]byte)
-	for i, k := range keys {
-		public[i] = k.PublicJWK
+	var next time.Time
+	for _, k := range keys {
+		if k.State(now) == storage.KeyRetired {
+			continue
+		}
+		if t := k.RetireAt; t.After(now) && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+		public = append(public, k.PublicJWK)
 		byRegistration[k.RegistrationID] = append(byRegistration[k.RegistrationID], k.PublicJWK)
 	}
 	doc, err := crypto.JWKS(public)
 	if err != nil {
 		return nil, err
 	}
-	return &jwksSnapshot{version: version, all: newJWKSDoc(doc), byRegistration: byRegistration}, nil
+	return &jwksSnapshot{version: version, keys: keys, next: next, all: newJWKSDoc(doc), byRegistration: byRegistration}, nil
 }
 
 // registration returns the document of one registration's keys, or nil for
@@ -203,7 +255,7 @@ func (c *JWKSCache) Ready(context.Context) error {
 // Document returns the current serialized JWK Set of every published key,
 // or nil before the first successful Refresh. The caller must not modify it.
 func (c *JWKSCache) Document() []byte {
-	if s := c.snap.Load(); s != nil {
+	if s := c.load(); s != nil {
 		return s.all.body
 	}
 	return nil
@@ -308,7 +360,7 @@ var errNotLoaded = status.Error(codes.Unavailable, "key set not loaded yet")
 
 // GetJwks implements ltikeysv1.JwksServiceServer.
 func (s *JwksService) GetJwks(ctx context.Context, _ *ltikeysv1.GetJwksRequest) (*httpbody.HttpBody, error) {
-	snap := s.cache.snap.Load()
+	snap := s.cache.load()
 	if snap == nil {
 		return nil, errNotLoaded
 	}
@@ -321,7 +373,7 @@ func (s *JwksService) GetRegistrationJwks(ctx context.Context, req *ltikeysv1.Ge
 	if err := uuid.Validate(id); err != nil {
 		return nil, status.Error(codes.InvalidArgument, "registration_id: must be a UUID")
 	}
-	snap := s.cache.snap.Load()
+	snap := s.cache.load()
 	if snap == nil {
 		return nil, errNotLoaded
 	}

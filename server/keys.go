@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ltikeys/ltikeys/crypto"
@@ -39,8 +41,14 @@ type KeyServiceConfig struct {
 	// the service, and callers sign through SignJwt and
 	// CreateClientAssertion.
 	DisableKeyExport bool
-	// Now is the clock of signed tokens' iat and exp; time.Now if nil.
+	// Now is the clock of signed tokens' iat and exp and of every key
+	// lifecycle decision (which key signs, which state a key is in);
+	// time.Now if nil. The store's clock should agree with it.
 	Now func() time.Time
+	// JWKSMaxAge is the max-age the JWKS is served with
+	// (DefaultJWKSMaxAge if zero): RotateKey refuses a nonzero window
+	// shorter than it unless forced.
+	JWKSMaxAge time.Duration
 }
 
 // KeyService implements ltikeysv1.KeyServiceServer.
@@ -56,6 +64,7 @@ type KeyService struct {
 
 	disableKeyExport bool
 	now              func() time.Time
+	jwksMaxAge       time.Duration
 }
 
 // NewKeyService returns a KeyService. It fails on an invalid configuration.
@@ -83,6 +92,7 @@ func NewKeyService(cfg KeyServiceConfig) (*KeyService, error) {
 		log:              log,
 		disableKeyExport: cfg.DisableKeyExport,
 		now:              now,
+		jwksMaxAge:       cmp.Or(cfg.JWKSMaxAge, DefaultJWKSMaxAge),
 	}, nil
 }
 
@@ -125,8 +135,8 @@ func (s *KeyService) CreateRegistration(ctx context.Context, req *ltikeysv1.Crea
 	s.keysChanged(ctx)
 	s.log.InfoContext(ctx, "registration created", "registration_id", reg.ID, "kid", key.KID)
 	return &ltikeysv1.CreateRegistrationResponse{
-		Registration: registrationProto(reg),
-		Key:          keyProto(key),
+		Registration: registrationProto(reg, s.now()),
+		Key:          keyProto(key, s.now()),
 	}, nil
 }
 
@@ -140,7 +150,7 @@ func (s *KeyService) GetToolKey(ctx context.Context, req *ltikeysv1.GetToolKeyRe
 		return nil, err
 	}
 	return &ltikeysv1.GetToolKeyResponse{
-		Registration: registrationProto(sk.reg),
+		Registration: registrationProto(sk.reg, s.now()),
 		Kid:          sk.kid,
 		PrivateJwk:   sk.privateJWK,
 	}, nil
@@ -154,6 +164,18 @@ type signingKey struct {
 	privateJWK string
 	// key is privateJWK parsed, ready to sign with.
 	key jwk.Key
+	// until, if set, is when a pending rotation activates: from then on,
+	// next signs instead.
+	until time.Time
+	next  *signingKey
+}
+
+// at returns the key that signs at now.
+func (sk *signingKey) at(now time.Time) *signingKey {
+	if sk.next != nil && !now.Before(sk.until) {
+		return sk.next
+	}
+	return sk
 }
 
 // signingKey resolves the registration a request names (see lookup) and
@@ -168,16 +190,44 @@ func (s *KeyService) signingKey(ctx context.Context, method, id string, ic *ltik
 	ck := lookupKey(id, ic)
 	epoch := s.keys.begin(s.jwks)
 	if sk := s.keys.get(ck, epoch); sk != nil {
-		return sk, nil
+		return sk.at(s.now()), nil
 	}
 	reg, err := s.lookup(ctx, method, id, ic, set)
 	if err != nil {
 		return nil, err
 	}
+	// The key that signs follows from the schedule, now, whether or not the
+	// background worker has recorded a due activation. While a rotation is
+	// pending, both keys are opened, so the entry switches to the new one
+	// at its activation without a query.
+	now := s.now()
+	signing := reg
+	signing.KID = reg.SigningKID(now)
+	if signing.KID == reg.PendingKID {
+		signing.PendingKID, signing.PendingActivatesAt = "", time.Time{}
+	}
+	sk, err := s.openKey(ctx, method, signing)
+	if err != nil {
+		return nil, err
+	}
+	if signing.PendingKID != "" {
+		next := reg
+		next.KID, next.PendingKID, next.PendingActivatesAt = reg.PendingKID, "", time.Time{}
+		if sk.next, err = s.openKey(ctx, method, next); err != nil {
+			return nil, err
+		}
+		sk.until = reg.PendingActivatesAt
+	}
+	s.keys.put(ck, epoch, sk)
+	return sk.at(s.now()), nil
+}
+
+// openKey loads and opens the key reg.KID of reg.
+func (s *KeyService) openKey(ctx context.Context, method string, reg storage.Registration) (*signingKey, error) {
 	key, err := s.store.GetKey(ctx, reg.KID)
 	if err != nil {
-		// The registration's foreign key guarantees the row; any error here
-		// is a fault, not a client mistake.
+		// The registration references the row; any error here is a fault,
+		// not a client mistake.
 		return nil, storeError(ctx, s.log, method, err)
 	}
 	private, err := s.keyring.Open(key.PrivateJWK, key.KID)
@@ -189,15 +239,24 @@ func (s *KeyService) signingKey(ctx context.Context, method, id string, ic *ltik
 	if err != nil {
 		return nil, storeError(ctx, s.log, method, fmt.Errorf("parse private key %s: %w", key.KID, err))
 	}
-	sk := &signingKey{reg: reg, kid: key.KID, privateJWK: string(private), key: parsed}
-	s.keys.put(ck, epoch, sk)
-	return sk, nil
+	return &signingKey{reg: reg, kid: key.KID, privateJWK: string(private), key: parsed}, nil
 }
+
+// DefaultRetirePreviousAfter is how long a rotated-out key stays published
+// unless RotateKey's retire_previous_after says otherwise.
+const DefaultRetirePreviousAfter = 48 * time.Hour
+
+// maxRotationWindow bounds publish_ahead and retire_previous_after.
+const maxRotationWindow = 366 * 24 * time.Hour
 
 // RotateKey implements ltikeysv1.KeyServiceServer.
 func (s *KeyService) RotateKey(ctx context.Context, req *ltikeysv1.RotateKeyRequest) (*ltikeysv1.RotateKeyResponse, error) {
 	var v violations
 	v.requireUUID("registration_id", req.GetRegistrationId())
+	opts := storage.RotateOptions{
+		PublishAhead:        v.window("publish_ahead", req.GetPublishAhead(), 0, s.jwksMaxAge, req.GetForce()),
+		RetirePreviousAfter: v.window("retire_previous_after", req.GetRetirePreviousAfter(), DefaultRetirePreviousAfter, s.jwksMaxAge, req.GetForce()),
+	}
 	if err := v.err(); err != nil {
 		return nil, err
 	}
@@ -210,17 +269,47 @@ func (s *KeyService) RotateKey(ctx context.Context, req *ltikeysv1.RotateKeyRequ
 	if err != nil {
 		return nil, storeError(ctx, s.log, "RotateKey", err)
 	}
-	reg, current, previous, err := s.store.RotateKey(ctx, req.GetRegistrationId(), key)
+	r, err := s.store.Rotate(ctx, req.GetRegistrationId(), key, opts)
 	if err != nil {
 		return nil, s.registrationError(ctx, "RotateKey", err, req.GetRegistrationId())
 	}
 	s.keysChanged(ctx)
-	s.log.InfoContext(ctx, "key rotated", "registration_id", reg.ID, "kid", current.KID, "previous_kid", previous.KID)
-	return &ltikeysv1.RotateKeyResponse{
-		Registration: registrationProto(reg),
-		NewKey:       keyProto(current),
-		PreviousKey:  keyProto(previous),
-	}, nil
+	s.log.InfoContext(ctx, "key rotated", "registration_id", r.Registration.ID, "kid", r.New.KID,
+		"previous_kid", r.Previous.KID, "activates_at", r.New.ActivatesAt, "previous_retire_at", r.Previous.RetireAt,
+		"replaced_pending_kid", r.Replaced.KID)
+	now := s.now()
+	resp := &ltikeysv1.RotateKeyResponse{
+		Registration: registrationProto(r.Registration, now),
+		NewKey:       keyProto(r.New, now),
+		PreviousKey:  keyProto(r.Previous, now),
+	}
+	if r.Replaced.KID != "" {
+		resp.ReplacedPendingKey = keyProto(r.Replaced, now)
+	}
+	return resp, nil
+}
+
+// window checks an optional rotation window: def if unset, else a
+// non-negative duration that is zero or, unless force, at least maxAge (a
+// shorter window ends before platforms' cached key sets expire).
+func (v *violations) window(field string, d *durationpb.Duration, def, maxAge time.Duration, force bool) time.Duration {
+	if d == nil {
+		return def
+	}
+	if err := d.CheckValid(); err != nil {
+		v.add(field, "must be a valid duration")
+		return 0
+	}
+	w := d.AsDuration()
+	switch {
+	case w < 0:
+		v.add(field, "must not be negative")
+	case w > maxRotationWindow:
+		v.add(field, "must be at most %s", maxRotationWindow)
+	case w > 0 && w < maxAge && !force:
+		v.add(field, "must be 0 or at least the JWKS max-age (%s), or platforms' cached key sets would not have seen the change; set force to allow it", maxAge)
+	}
+	return w
 }
 
 // RetireKey implements ltikeysv1.KeyServiceServer.
@@ -235,13 +324,13 @@ func (s *KeyService) RetireKey(ctx context.Context, req *ltikeysv1.RetireKeyRequ
 	case errors.Is(err, storage.ErrNotFound):
 		return nil, status.Errorf(codes.NotFound, "key %q not found", req.GetKid())
 	case errors.Is(err, storage.ErrKeyInUse):
-		return nil, status.Errorf(codes.FailedPrecondition, "key %q is a registration's current signing key: rotate the registration first", req.GetKid())
+		return nil, status.Errorf(codes.FailedPrecondition, "key %q is a registration's current or pending signing key: rotate the registration first", req.GetKid())
 	case err != nil:
 		return nil, storeError(ctx, s.log, "RetireKey", err)
 	}
 	s.keysChanged(ctx)
 	s.log.InfoContext(ctx, "key retired", "registration_id", key.RegistrationID, "kid", key.KID)
-	return &ltikeysv1.RetireKeyResponse{Key: keyProto(key)}, nil
+	return &ltikeysv1.RetireKeyResponse{Key: keyProto(key, s.now())}, nil
 }
 
 // lookup resolves the registration a request names, by id or by issuer and
@@ -326,28 +415,58 @@ func (s *KeyService) keysChanged(ctx context.Context) {
 	}
 }
 
-func registrationProto(r storage.Registration) *ltikeysv1.Registration {
-	return &ltikeysv1.Registration{
+// registrationProto renders r as of now: kid is the key signing at now.
+func registrationProto(r storage.Registration, now time.Time) *ltikeysv1.Registration {
+	p := &ltikeysv1.Registration{
 		Id:            r.ID,
 		Issuer:        r.Issuer,
 		ClientId:      r.ClientID,
 		AuthEndpoint:  r.AuthEndpoint,
 		JwksUri:       r.JWKSURI,
 		TokenEndpoint: r.TokenEndpoint,
-		Kid:           r.KID,
+		Kid:           r.SigningKID(now),
 		CreateTime:    timestamppb.New(r.CreatedAt),
 		UpdateTime:    timestamppb.New(r.UpdatedAt),
 	}
+	if r.PendingKID != "" && now.Before(r.PendingActivatesAt) {
+		p.PendingKid = r.PendingKID
+		p.PendingActivateTime = timestamppb.New(r.PendingActivatesAt)
+	}
+	return p
 }
 
-func keyProto(k storage.Key) *ltikeysv1.Key {
+// keyStates maps storage states to the API's.
+var keyStates = map[storage.KeyState]ltikeysv1.KeyState{
+	storage.KeyPending:  ltikeysv1.KeyState_KEY_STATE_PENDING,
+	storage.KeyCurrent:  ltikeysv1.KeyState_KEY_STATE_CURRENT,
+	storage.KeyPrevious: ltikeysv1.KeyState_KEY_STATE_PREVIOUS,
+	storage.KeyRetired:  ltikeysv1.KeyState_KEY_STATE_RETIRED,
+}
+
+// keyProto renders k as of now: state and active are derived from its
+// schedule at now.
+func keyProto(k storage.Key, now time.Time) *ltikeysv1.Key {
+	state := k.State(now)
 	return &ltikeysv1.Key{
 		Kid:            k.KID,
 		Alg:            k.Alg,
-		Active:         k.Active,
+		Active:         state != storage.KeyRetired,
 		PublicJwk:      string(k.PublicJWK),
 		CreateTime:     timestamppb.New(k.CreatedAt),
 		UpdateTime:     timestamppb.New(k.UpdatedAt),
 		RegistrationId: k.RegistrationID,
+		State:          keyStates[state],
+		ActivateTime:   optionalTime(k.ActivatesAt),
+		SupersedeTime:  optionalTime(k.SupersededAt),
+		RetireTime:     optionalTime(k.RetireAt),
+		RetiredTime:    optionalTime(k.RetiredAt),
 	}
+}
+
+// optionalTime is t, or nil for the zero time.
+func optionalTime(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
 }

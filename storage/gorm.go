@@ -91,11 +91,19 @@ func (s *gormStore) CreateRegistration(ctx context.Context, reg Registration, ke
 	return r.registration(k.KID), k.key(), nil
 }
 
-// registrations selects registrations joined with their current kid.
+// registrations selects the registrations that are not deleted, joined
+// with their current kid and their pending key, if any.
 func (s *gormStore) registrations(ctx context.Context) *gorm.DB {
-	return s.db.WithContext(ctx).Table("platform_registrations").
-		Select("platform_registrations.*, lti_jwks.kid AS kid").
-		Joins("JOIN lti_jwks ON lti_jwks.id = platform_registrations.jwk_id")
+	return registrationsIn(s.db.WithContext(ctx))
+}
+
+// registrationsIn is registrations, in db (a transaction).
+func registrationsIn(db *gorm.DB) *gorm.DB {
+	return db.Table("platform_registrations").
+		Select("platform_registrations.*, cur.kid AS kid, pend.kid AS pending_kid, pend.activates_at AS pending_activates_at").
+		Joins("JOIN lti_jwks cur ON cur.id = platform_registrations.jwk_id").
+		Joins("LEFT JOIN lti_jwks pend ON pend.id = platform_registrations.pending_jwk_id").
+		Where("platform_registrations.deleted_at IS NULL")
 }
 
 func (s *gormStore) GetRegistration(ctx context.Context, id string) (Registration, error) {
@@ -103,7 +111,7 @@ func (s *gormStore) GetRegistration(ctx context.Context, id string) (Registratio
 	if err := s.registrations(ctx).Where("platform_registrations.id = ?", id).Take(&row).Error; err != nil {
 		return Registration{}, wrap(err, "get registration %q", id)
 	}
-	return row.Reg.registration(row.KID), nil
+	return row.registration(), nil
 }
 
 func (s *gormStore) GetRegistrationByIssuerClient(ctx context.Context, issuer, clientID string) (Registration, error) {
@@ -114,7 +122,7 @@ func (s *gormStore) GetRegistrationByIssuerClient(ctx context.Context, issuer, c
 	if err != nil {
 		return Registration{}, wrap(err, "get registration for issuer %q, client_id %q", issuer, clientID)
 	}
-	return row.Reg.registration(row.KID), nil
+	return row.registration(), nil
 }
 
 func (s *gormStore) GetKey(ctx context.Context, kid string) (Key, error) {
@@ -126,42 +134,109 @@ func (s *gormStore) GetKey(ctx context.Context, kid string) (Key, error) {
 }
 
 func (s *gormStore) RotateKey(ctx context.Context, registrationID string, newKey Key) (Registration, Key, Key, error) {
+	r, err := s.Rotate(ctx, registrationID, newKey, RotateOptions{RetirePreviousAfter: -1})
+	return r.Registration, r.New, r.Previous, err
+}
+
+func (s *gormStore) Rotate(ctx context.Context, registrationID string, newKey Key, opts RotateOptions) (Rotation, error) {
 	if newKey.RegistrationID != "" && newKey.RegistrationID != registrationID {
 		err := fmt.Errorf("newKey.RegistrationID is %q", newKey.RegistrationID)
-		return Registration{}, Key{}, Key{}, wrap(err, "rotate key of registration %q", registrationID)
+		return Rotation{}, wrap(err, "rotate key of registration %q", registrationID)
 	}
 	newKey.RegistrationID = registrationID
 	now := s.now()
-	var (
-		r         registrationModel
-		prev, cur jwkModel
-	)
+	activates := now.Add(max(opts.PublishAhead, 0))
+	var out Rotation
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Clauses(forUpdate).Where("id = ?", registrationID).Take(&r).Error; err != nil {
+		var r registrationModel
+		if err := tx.Clauses(forUpdate).Where("id = ? AND deleted_at IS NULL", registrationID).Take(&r).Error; err != nil {
 			return err
 		}
-		if err := tx.Where("id = ?", r.JWKID).Take(&prev).Error; errors.Is(err, gorm.ErrRecordNotFound) {
-			// The foreign key rules this out; not the caller's ErrNotFound.
-			return fmt.Errorf("current key (id %d) is missing", r.JWKID)
-		} else if err != nil {
+		// A pending rotation is either due, and its key is the one being
+		// replaced, or not, and its key is replaced before it ever signed.
+		if r.PendingJWKID != nil {
+			pending, err := keyByID(tx, *r.PendingJWKID)
+			if err != nil {
+				return err
+			}
+			if !now.Before(timeOrZero(pending.ActivatesAt)) {
+				r.JWKID = pending.ID
+			} else {
+				pending.Active, pending.RetiredAt, pending.UpdatedAt = false, &now, now
+				if err := saveSchedule(tx, &pending); err != nil {
+					return err
+				}
+				out.Replaced = pending.key()
+			}
+			r.PendingJWKID = nil
+		}
+		prev, err := keyByID(tx, r.JWKID)
+		if err != nil {
 			return err
 		}
-		cur = newJWKModel(newKey, now)
+		cur := newJWKModel(newKey, now)
+		cur.ActivatesAt = &activates
 		if err := tx.Create(&cur).Error; err != nil {
 			return err
 		}
-		r.JWKID, r.UpdatedAt = cur.ID, now
-		err := tx.Model(&registrationModel{}).Where("id = ?", r.ID).
-			Updates(map[string]any{"jwk_id": r.JWKID, "updated_at": r.UpdatedAt}).Error
+		prev.SupersededAt, prev.RetireAt, prev.UpdatedAt = &activates, nil, now
+		if opts.RetirePreviousAfter >= 0 {
+			retireAt := activates.Add(opts.RetirePreviousAfter)
+			prev.RetireAt = &retireAt
+			if !retireAt.After(now) && prev.Active {
+				prev.Active, prev.RetiredAt = false, &now
+			}
+		}
+		if err := saveSchedule(tx, &prev); err != nil {
+			return err
+		}
+		if activates.Equal(now) {
+			r.JWKID = cur.ID
+		} else {
+			r.PendingJWKID = &cur.ID
+		}
+		r.UpdatedAt = now
+		err = tx.Model(&registrationModel{}).Where("id = ?", r.ID).
+			Updates(map[string]any{"jwk_id": r.JWKID, "pending_jwk_id": r.PendingJWKID, "updated_at": r.UpdatedAt}).Error
 		if err != nil {
 			return err
+		}
+		out.New, out.Previous = cur.key(), prev.key()
+		if r.PendingJWKID == nil {
+			out.Registration = r.registration(cur.KID)
+		} else {
+			out.Registration = r.registration(prev.KID)
+			out.Registration.PendingKID, out.Registration.PendingActivatesAt = cur.KID, activates
 		}
 		return s.changed(tx)
 	})
 	if err != nil {
-		return Registration{}, Key{}, Key{}, wrap(err, "rotate key of registration %q", registrationID)
+		return Rotation{}, wrap(err, "rotate key of registration %q", registrationID)
 	}
-	return r.registration(cur.KID), cur.key(), prev.key(), nil
+	return out, nil
+}
+
+// keyByID loads the key row with id, which a registration references.
+func keyByID(tx *gorm.DB, id int64) (jwkModel, error) {
+	var m jwkModel
+	err := tx.Where("id = ?", id).Take(&m).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		// Registrations only reference existing keys; not the caller's
+		// ErrNotFound.
+		return m, fmt.Errorf("referenced key (id %d) is missing", id)
+	}
+	return m, err
+}
+
+// saveSchedule writes m's active flag, schedule and updated_at.
+func saveSchedule(tx *gorm.DB, m *jwkModel) error {
+	return tx.Model(&jwkModel{}).Where("id = ?", m.ID).Updates(map[string]any{
+		"active":        m.Active,
+		"superseded_at": m.SupersededAt,
+		"retire_at":     m.RetireAt,
+		"retired_at":    m.RetiredAt,
+		"updated_at":    m.UpdatedAt,
+	}).Error
 }
 
 func (s *gormStore) RetireKey(ctx context.Context, kid string) (Key, error) {
@@ -173,17 +248,32 @@ func (s *gormStore) RetireKey(ctx context.Context, kid string) (Key, error) {
 		if !m.Active {
 			return nil
 		}
-		var users int64
-		if err := tx.Model(&registrationModel{}).Where("jwk_id = ?", m.ID).Count(&users).Error; err != nil {
+		now := s.now()
+		var users []registrationModel
+		err := tx.Clauses(forUpdate).Where("deleted_at IS NULL AND (jwk_id = ? OR pending_jwk_id = ?)", m.ID, m.ID).
+			Find(&users).Error
+		if err != nil {
 			return err
 		}
-		if users > 0 {
-			return ErrKeyInUse
+		for _, r := range users {
+			if r.PendingJWKID == nil || *r.PendingJWKID == m.ID {
+				return ErrKeyInUse
+			}
+			// The key is current only until the pending key activates: if
+			// that has passed, record it, and the key is free to retire.
+			pending, err := keyByID(tx, *r.PendingJWKID)
+			if err != nil {
+				return err
+			}
+			if now.Before(timeOrZero(pending.ActivatesAt)) {
+				return ErrKeyInUse
+			}
+			if _, err := promote(tx, r.ID, pending.ID, now); err != nil {
+				return err
+			}
 		}
-		m.Active, m.UpdatedAt = false, s.now()
-		err := tx.Model(&jwkModel{}).Where("id = ?", m.ID).
-			Updates(map[string]any{"active": m.Active, "updated_at": m.UpdatedAt}).Error
-		if err != nil {
+		m.Active, m.RetiredAt, m.UpdatedAt = false, &now, now
+		if err := saveSchedule(tx, &m); err != nil {
 			return err
 		}
 		return s.changed(tx)
@@ -194,6 +284,197 @@ func (s *gormStore) RetireKey(ctx context.Context, kid string) (Key, error) {
 	return m.key(), nil
 }
 
+// promote points registration id at its pending key pendingID, if that is
+// still its pending key, and reports whether it did.
+func promote(tx *gorm.DB, id string, pendingID int64, now time.Time) (bool, error) {
+	res := tx.Model(&registrationModel{}).Where("id = ? AND pending_jwk_id = ?", id, pendingID).
+		Updates(map[string]any{"jwk_id": pendingID, "pending_jwk_id": nil, "updated_at": now})
+	return res.RowsAffected == 1, res.Error
+}
+
+func (s *gormStore) ApplyTransitions(ctx context.Context) (int, error) {
+	now := s.now()
+	db := s.db.WithContext(ctx)
+	var due []struct {
+		ID           string `gorm:"column:id"`
+		PendingJWKID int64  `gorm:"column:pending_jwk_id"`
+	}
+	err := db.Table("platform_registrations").
+		Select("platform_registrations.id, platform_registrations.pending_jwk_id").
+		Joins("JOIN lti_jwks ON lti_jwks.id = platform_registrations.pending_jwk_id").
+		Where("platform_registrations.deleted_at IS NULL AND lti_jwks.activates_at <= ?", now).
+		Order("platform_registrations.id").Scan(&due).Error
+	if err != nil {
+		return 0, wrap(err, "find due activations")
+	}
+	applied := 0
+	for _, d := range due {
+		err := db.Transaction(func(tx *gorm.DB) error {
+			ok, err := promote(tx, d.ID, d.PendingJWKID, now)
+			if err != nil || !ok {
+				return err
+			}
+			applied++
+			return s.changed(tx)
+		})
+		if err != nil {
+			return applied, wrap(err, "activate pending key of registration %q", d.ID)
+		}
+	}
+
+	var retire []int64
+	err = db.Model(&jwkModel{}).Where("active = ? AND retire_at <= ?", true, now).Order("id").Pluck("id", &retire).Error
+	if err != nil {
+		return applied, wrap(err, "find due retirements")
+	}
+	for _, id := range retire {
+		err := db.Transaction(func(tx *gorm.DB) error {
+			// Never a key some registration signs with or will: that would
+			// take a promotion first, which the next call applies.
+			res := tx.Model(&jwkModel{}).
+				Where("id = ? AND active = ? AND retire_at <= ?", id, true, now).
+				Where("NOT EXISTS (SELECT 1 FROM platform_registrations r WHERE r.deleted_at IS NULL AND (r.jwk_id = lti_jwks.id OR r.pending_jwk_id = lti_jwks.id))").
+				Updates(map[string]any{"active": false, "retired_at": gorm.Expr("retire_at"), "updated_at": now})
+			if res.Error != nil || res.RowsAffected != 1 {
+				return res.Error
+			}
+			applied++
+			return s.changed(tx)
+		})
+		if err != nil {
+			return applied, wrap(err, "retire key (id %d)", id)
+		}
+	}
+	return applied, nil
+}
+
+func (s *gormStore) ListRegistrations(ctx context.Context, q RegistrationQuery) ([]Registration, error) {
+	db := s.registrations(ctx)
+	if q.Issuer != "" {
+		db = db.Where("platform_registrations.issuer = ?", q.Issuer)
+	}
+	if q.AfterID != "" {
+		db = db.Where("platform_registrations.id > ?", q.AfterID)
+	}
+	var rows []registrationRow
+	if err := db.Order("platform_registrations.id").Limit(q.Limit).Find(&rows).Error; err != nil {
+		return nil, wrap(err, "list registrations")
+	}
+	regs := make([]Registration, len(rows))
+	for i, row := range rows {
+		regs[i] = row.registration()
+	}
+	return regs, nil
+}
+
+func (s *gormStore) UpdateRegistration(ctx context.Context, id string, update func(Registration) (Registration, error)) (Registration, error) {
+	var (
+		updateErr error
+		out       Registration
+	)
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var m registrationModel
+		if err := tx.Clauses(forUpdate).Where("id = ? AND deleted_at IS NULL", id).Take(&m).Error; err != nil {
+			return err
+		}
+		var row registrationRow
+		if err := registrationsIn(tx).Where("platform_registrations.id = ?", id).Take(&row).Error; err != nil {
+			return err
+		}
+		next, err := update(row.registration())
+		if err != nil {
+			updateErr = err
+			return err
+		}
+		now := s.now()
+		err = tx.Model(&registrationModel{}).Where("id = ?", id).Updates(map[string]any{
+			"auth_endpoint":  next.AuthEndpoint,
+			"jwks_uri":       next.JWKSURI,
+			"token_endpoint": next.TokenEndpoint,
+			"updated_at":     now,
+		}).Error
+		if err != nil {
+			return err
+		}
+		out = row.registration()
+		out.AuthEndpoint, out.JWKSURI, out.TokenEndpoint, out.UpdatedAt = next.AuthEndpoint, next.JWKSURI, next.TokenEndpoint, now
+		return s.changed(tx)
+	})
+	switch {
+	case updateErr != nil:
+		return Registration{}, updateErr
+	case err != nil:
+		return Registration{}, wrap(err, "update registration %q", id)
+	}
+	return out, nil
+}
+
+func (s *gormStore) DeleteRegistration(ctx context.Context, id string) ([]Key, error) {
+	var rows []jwkModel
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var r registrationModel
+		if err := tx.Clauses(forUpdate).Where("id = ?", id).Take(&r).Error; err != nil {
+			return err
+		}
+		if r.DeletedAt == nil {
+			now := s.now()
+			err := tx.Model(&registrationModel{}).Where("id = ?", id).
+				Updates(map[string]any{"deleted_at": now, "pending_jwk_id": nil, "updated_at": now}).Error
+			if err != nil {
+				return err
+			}
+			err = tx.Model(&jwkModel{}).Where("registration_id = ? AND active = ?", id, true).
+				Updates(map[string]any{"active": false, "retired_at": now, "updated_at": now}).Error
+			if err != nil {
+				return err
+			}
+			if err := s.changed(tx); err != nil {
+				return err
+			}
+		}
+		return tx.Select(publicColumns).Where("registration_id = ?", id).Order("id DESC").Find(&rows).Error
+	})
+	if err != nil {
+		return nil, wrap(err, "delete registration %q", id)
+	}
+	return keysOf(rows), nil
+}
+
+func (s *gormStore) ListKeys(ctx context.Context, q KeyQuery) ([]Key, error) {
+	db := s.db.WithContext(ctx).Select(publicColumns).Where("id > ?", q.AfterSeq)
+	if q.RegistrationID != "" {
+		db = db.Where("registration_id = ?", q.RegistrationID)
+	}
+	now := q.Now.UTC().Truncate(time.Microsecond)
+	live := s.db.Where("active = ? AND (retire_at IS NULL OR retire_at > ?)", true, now)
+	switch q.State {
+	case KeyStateUnspecified:
+	case KeyRetired:
+		db = db.Where("active = ? OR retire_at <= ?", false, now)
+	case KeyPending:
+		db = db.Where(live).Where("activates_at > ?", now)
+	case KeyPrevious:
+		db = db.Where(live).Where("activates_at <= ? AND superseded_at <= ?", now, now)
+	case KeyCurrent:
+		db = db.Where(live).Where("activates_at <= ? AND (superseded_at IS NULL OR superseded_at > ?)", now, now)
+	default:
+		return nil, fmt.Errorf("list keys: storage: unknown state %d", q.State)
+	}
+	var rows []jwkModel
+	if err := db.Order("id").Limit(q.Limit).Find(&rows).Error; err != nil {
+		return nil, wrap(err, "list keys")
+	}
+	return keysOf(rows), nil
+}
+
+func keysOf(rows []jwkModel) []Key {
+	keys := make([]Key, len(rows))
+	for i, m := range rows {
+		keys[i] = m.key()
+	}
+	return keys
+}
+
 func (s *gormStore) ActiveKeys(ctx context.Context) ([]Key, error) {
 	var rows []jwkModel
 	err := s.db.WithContext(ctx).Select(publicColumns).Where("active = ?", true).
@@ -201,11 +482,7 @@ func (s *gormStore) ActiveKeys(ctx context.Context) ([]Key, error) {
 	if err != nil {
 		return nil, wrap(err, "list active keys")
 	}
-	keys := make([]Key, len(rows))
-	for i, m := range rows {
-		keys[i] = m.key()
-	}
-	return keys, nil
+	return keysOf(rows), nil
 }
 
 func (s *gormStore) KeyIDs(ctx context.Context) ([]string, error) {

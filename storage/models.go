@@ -14,19 +14,26 @@ type jwkModel struct {
 	Active         bool      `gorm:"column:active;not null;default:true"`
 	CreatedAt      time.Time `gorm:"column:created_at;not null"`
 	UpdatedAt      time.Time `gorm:"column:updated_at;not null"`
+	// The schedule (see Key). NULL activates_at only in rows written before
+	// these columns existed, until migrate fills it in.
+	ActivatesAt  *time.Time `gorm:"column:activates_at"`
+	SupersededAt *time.Time `gorm:"column:superseded_at"`
+	RetireAt     *time.Time `gorm:"column:retire_at;index"`
+	RetiredAt    *time.Time `gorm:"column:retired_at"`
 }
 
 func (jwkModel) TableName() string { return "lti_jwks" }
 
 // publicColumns are the lti_jwks columns other than private_jwk.
-var publicColumns = []string{"id", "kid", "alg", "registration_id", "public_jwk", "active", "created_at", "updated_at"}
+var publicColumns = []string{"id", "kid", "alg", "registration_id", "public_jwk", "active", "created_at", "updated_at",
+	"activates_at", "superseded_at", "retire_at", "retired_at"}
 
 // registrationModel is a row of platform_registrations. JWK exists only to
 // declare the foreign key jwk_id → lti_jwks.id; it is never loaded or saved.
 type registrationModel struct {
 	ID            string    `gorm:"column:id;primaryKey;size:36;not null"`
-	Issuer        string    `gorm:"column:issuer;size:255;not null;uniqueIndex:idx_platform_registrations_issuer_client_id,priority:1"`
-	ClientID      string    `gorm:"column:client_id;size:255;not null;uniqueIndex:idx_platform_registrations_issuer_client_id,priority:2"`
+	Issuer        string    `gorm:"column:issuer;size:255;not null;uniqueIndex:idx_platform_registrations_live_issuer_client_id,priority:1,where:deleted_at IS NULL"`
+	ClientID      string    `gorm:"column:client_id;size:255;not null;uniqueIndex:idx_platform_registrations_live_issuer_client_id,priority:2,where:deleted_at IS NULL"`
 	AuthEndpoint  string    `gorm:"column:auth_endpoint;type:text;not null"`
 	JWKSURI       string    `gorm:"column:jwks_uri;type:text;not null"`
 	TokenEndpoint string    `gorm:"column:token_endpoint;type:text;not null"`
@@ -34,18 +41,48 @@ type registrationModel struct {
 	JWK           *jwkModel `gorm:"foreignKey:JWKID;constraint:OnUpdate:RESTRICT,OnDelete:RESTRICT"`
 	CreatedAt     time.Time `gorm:"column:created_at;not null"`
 	UpdatedAt     time.Time `gorm:"column:updated_at;not null"`
+	// PendingJWKID is the key a pending rotation makes current at its
+	// activates_at; NULL when none is pending. Like jwk_id it references
+	// lti_jwks.id, but without a declared foreign key (AutoMigrate cannot
+	// add one to an existing SQLite table).
+	PendingJWKID *int64 `gorm:"column:pending_jwk_id;index"`
+	// DeletedAt marks a deleted registration, kept for audit. Only
+	// registrations with NULL deleted_at hold their (issuer, client_id).
+	DeletedAt *time.Time `gorm:"column:deleted_at"`
 }
 
 func (registrationModel) TableName() string { return "platform_registrations" }
 
-// registrationRow is a registration joined with its current key's kid.
+// registrationRow is a registration joined with its current key's kid and
+// its pending key's kid and activation time.
 type registrationRow struct {
-	Reg registrationModel `gorm:"embedded"`
-	KID string            `gorm:"column:kid"`
+	Reg                registrationModel `gorm:"embedded"`
+	KID                string            `gorm:"column:kid"`
+	PendingKID         *string           `gorm:"column:pending_kid"`
+	PendingActivatesAt *time.Time        `gorm:"column:pending_activates_at"`
+}
+
+func (r registrationRow) registration() Registration {
+	reg := r.Reg.registration(r.KID)
+	if r.PendingKID != nil && r.PendingActivatesAt != nil {
+		reg.PendingKID = *r.PendingKID
+		reg.PendingActivatesAt = r.PendingActivatesAt.UTC()
+	}
+	return reg
+}
+
+// timeOrZero returns *t in UTC, or the zero time for nil.
+func timeOrZero(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
 }
 
 func newJWKModel(k Key, now time.Time) jwkModel {
+	activates := now
 	return jwkModel{
+		ActivatesAt:    &activates,
 		KID:            k.KID,
 		Alg:            k.Alg,
 		RegistrationID: k.RegistrationID,
@@ -64,8 +101,16 @@ func (m jwkModel) key() Key {
 		RegistrationID: m.RegistrationID,
 		PrivateJWK:     m.PrivateJWK,
 		Active:         m.Active,
+		Seq:            m.ID,
 		CreatedAt:      m.CreatedAt.UTC(),
 		UpdatedAt:      m.UpdatedAt.UTC(),
+		ActivatesAt:    timeOrZero(m.ActivatesAt),
+		SupersededAt:   timeOrZero(m.SupersededAt),
+		RetireAt:       timeOrZero(m.RetireAt),
+		RetiredAt:      timeOrZero(m.RetiredAt),
+	}
+	if m.ActivatesAt == nil {
+		k.ActivatesAt = k.CreatedAt
 	}
 	if m.PublicJWK != "" {
 		k.PublicJWK = []byte(m.PublicJWK)

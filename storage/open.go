@@ -137,7 +137,46 @@ func migrate(ctx context.Context, db *gorm.DB) error {
 	if err := db.AutoMigrate(&jwkModel{}, &registrationModel{}, &changeModel{}); err != nil {
 		return err
 	}
+	if err := upgradeLifecycle(db); err != nil {
+		return err
+	}
 	return db.Clauses(clause.OnConflict{DoNothing: true}).Create(&changeModel{ID: changeRowID}).Error
+}
+
+// legacyIssuerClientIndex is the unique index on (issuer, client_id) of
+// schemas before deleted registrations existed; the index replacing it
+// covers live registrations only.
+const legacyIssuerClientIndex = "idx_platform_registrations_issuer_client_id"
+
+// upgradeLifecycle brings rows written before key schedules existed into the
+// lifecycle model, and is a no-op on later rows, so every start may run it:
+// a key with no activates_at was current from its creation, and an active
+// one that no registration signs with was superseded when the next key of
+// its registration was created (it stays PREVIOUS, with no scheduled
+// retirement); a retired one was retired when last updated.
+func upgradeLifecycle(db *gorm.DB) error {
+	m := db.Migrator()
+	if m.HasIndex(&registrationModel{}, legacyIssuerClientIndex) {
+		if err := m.DropIndex(&registrationModel{}, legacyIssuerClientIndex); err != nil {
+			return err
+		}
+	}
+	// Rows written since have activates_at set, so they never match.
+	if err := db.Exec(`UPDATE lti_jwks SET superseded_at = COALESCE(
+			(SELECT MIN(n.created_at) FROM lti_jwks n WHERE n.registration_id = lti_jwks.registration_id AND n.id > lti_jwks.id),
+			lti_jwks.updated_at)
+		WHERE activates_at IS NULL AND active = ?
+			AND NOT EXISTS (SELECT 1 FROM platform_registrations r WHERE r.jwk_id = lti_jwks.id)`, true).Error; err != nil {
+		return err
+	}
+	if err := db.Exec(`UPDATE lti_jwks SET retired_at = updated_at
+		WHERE activates_at IS NULL AND active = ? AND retired_at IS NULL`, false).Error; err != nil {
+		return err
+	}
+	if err := db.Exec(`UPDATE lti_jwks SET activates_at = created_at WHERE activates_at IS NULL`).Error; err != nil {
+		return err
+	}
+	return nil
 }
 
 // registerStatementHook calls hook after every statement of every kind.

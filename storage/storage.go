@@ -32,10 +32,70 @@ type Key struct {
 	// PrivateJWK is the sealed (encrypted) private JWK. Storage treats it as
 	// opaque bytes and never sees plaintext.
 	PrivateJWK []byte
-	// Active reports whether the key is published in the JWKS.
+	// Active reports whether the key is published in the JWKS as stored. A
+	// key whose RetireAt has passed is no longer published even before the
+	// background transition clears Active: see State.
 	Active    bool
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// Seq orders keys by insertion; it is the cursor of ListKeys.
+	Seq int64
+
+	// The schedule. ActivatesAt is when the key starts signing (its
+	// creation, unless a rotation published it ahead); SupersededAt, when a
+	// later key takes over (zero while none is scheduled); RetireAt, when it
+	// leaves the JWKS (zero if not scheduled); RetiredAt, when it was
+	// retired (zero while it is not).
+	ActivatesAt  time.Time
+	SupersededAt time.Time
+	RetireAt     time.Time
+	RetiredAt    time.Time
+}
+
+// KeyState is a key's place in its lifecycle at some instant.
+type KeyState int
+
+// The states of a key, in lifecycle order.
+const (
+	// KeyStateUnspecified matches every state in a KeyQuery.
+	KeyStateUnspecified KeyState = iota
+	// KeyPending keys are published but do not sign yet.
+	KeyPending
+	// KeyCurrent is a registration's signing key.
+	KeyCurrent
+	// KeyPrevious keys are published for verification only.
+	KeyPrevious
+	// KeyRetired keys are not published.
+	KeyRetired
+)
+
+// State derives the key's state at now from its schedule alone, so it is
+// right at every instant whether or not ApplyTransitions has recorded the
+// transitions that are due.
+func (k Key) State(now time.Time) KeyState {
+	switch {
+	case !k.Active || (!k.RetireAt.IsZero() && !now.Before(k.RetireAt)):
+		return KeyRetired
+	case now.Before(k.ActivatesAt):
+		return KeyPending
+	case !k.SupersededAt.IsZero() && !now.Before(k.SupersededAt):
+		return KeyPrevious
+	}
+	return KeyCurrent
+}
+
+// NextTransition returns the first instant after now at which the key's
+// State changes, or the zero time if it never changes by schedule.
+func (k Key) NextTransition(now time.Time) time.Time {
+	if !k.Active {
+		return time.Time{}
+	}
+	for _, t := range []time.Time{k.ActivatesAt, k.SupersededAt, k.RetireAt} {
+		if t.After(now) {
+			return t
+		}
+	}
+	return time.Time{}
 }
 
 // Registration is one platform registration (a row of
@@ -48,10 +108,74 @@ type Registration struct {
 	AuthEndpoint  string
 	JWKSURI       string
 	TokenEndpoint string
-	// KID is the kid of the current signing key.
+	// KID is the kid of the current signing key as stored: once
+	// PendingActivatesAt has passed, PendingKID signs instead, even before
+	// ApplyTransitions records it (see SigningKID).
 	KID       string
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// PendingKID is the kid of the key a pending rotation makes current at
+	// PendingActivatesAt; empty when no rotation is pending.
+	PendingKID         string
+	PendingActivatesAt time.Time
+}
+
+// SigningKID returns the kid of the key that signs for the registration at
+// now.
+func (r Registration) SigningKID(now time.Time) string {
+	if r.PendingKID != "" && !now.Before(r.PendingActivatesAt) {
+		return r.PendingKID
+	}
+	return r.KID
+}
+
+// RotateOptions schedule a rotation (see Store.Rotate).
+type RotateOptions struct {
+	// PublishAhead delays the new key's activation: it is published at once
+	// and signs from now+PublishAhead. Zero or negative: it signs at once.
+	PublishAhead time.Duration
+	// RetirePreviousAfter is how long after the new key activates the key
+	// it replaces is retired; 0 retires it at that instant. Negative: no
+	// scheduled retirement (RetireKey retires it).
+	RetirePreviousAfter time.Duration
+}
+
+// Rotation is what Store.Rotate did.
+type Rotation struct {
+	// Registration is the registration after the rotation.
+	Registration Registration
+	// New is the stored new key.
+	New Key
+	// Previous is the key New replaces, with its new schedule.
+	Previous Key
+	// Replaced is the pending key of an earlier rotation that this one
+	// replaced and retired; zero (empty KID) if none was pending.
+	Replaced Key
+}
+
+// RegistrationQuery selects a page of ListRegistrations.
+type RegistrationQuery struct {
+	// Issuer, if set, keeps only registrations of that issuer.
+	Issuer string
+	// AfterID, if set, starts the page after the registration with that id
+	// (registrations are ordered by id).
+	AfterID string
+	// Limit is the most registrations to return; it must be positive.
+	Limit int
+}
+
+// KeyQuery selects a page of ListKeys.
+type KeyQuery struct {
+	// RegistrationID, if set, keeps only that registration's keys.
+	RegistrationID string
+	// State, if set, keeps only keys in that state at Now.
+	State KeyState
+	Now   time.Time
+	// AfterSeq starts the page after the key with that Seq (keys are
+	// ordered by Seq); 0 for the first page.
+	AfterSeq int64
+	// Limit is the most keys to return; it must be positive.
+	Limit int
 }
 
 // Store is the persistence contract of ltikeys. Every method is safe for
@@ -66,7 +190,8 @@ type Store interface {
 	// carry the stored timestamps.
 	CreateRegistration(ctx context.Context, reg Registration, key Key) (Registration, Key, error)
 
-	// GetRegistration returns the registration with id, or ErrNotFound.
+	// GetRegistration returns the registration with id, or ErrNotFound (also
+	// for a deleted one).
 	GetRegistration(ctx context.Context, id string) (Registration, error)
 
 	// GetRegistrationByIssuerClient returns the registration for the pair, or
@@ -81,15 +206,61 @@ type Store interface {
 	// one registration serialize. newKey.RegistrationID may be left empty;
 	// if set it must equal registrationID. The new key is stored active, and
 	// the previous key stays active. It returns the updated registration, the
-	// stored new key and the previous key.
+	// stored new key and the previous key. It is Rotate with a zero
+	// PublishAhead and no scheduled retirement.
 	// Returns ErrNotFound if the registration does not exist (and inserts
 	// nothing), ErrAlreadyExists if newKey's kid is taken.
 	RotateKey(ctx context.Context, registrationID string, newKey Key) (reg Registration, current Key, previous Key, err error)
 
+	// Rotate inserts newKey and schedules it to replace the registration's
+	// current key as opts say, in one transaction that locks the
+	// registration row. If a rotation is pending, its key is retired and
+	// replaced by newKey (or, if its activation has already passed, it is
+	// the key newKey replaces). With a zero PublishAhead the registration
+	// points at newKey at once; otherwise newKey is its pending key. The
+	// replaced key gets SupersededAt (newKey's activation) and, unless
+	// RetirePreviousAfter is negative, RetireAt; a RetireAt that is not in
+	// the future retires it in the same transaction. Returns ErrNotFound
+	// for an unknown or deleted registration (inserting nothing),
+	// ErrAlreadyExists if newKey's kid is taken.
+	Rotate(ctx context.Context, registrationID string, newKey Key, opts RotateOptions) (Rotation, error)
+
 	// RetireKey marks the key inactive. It is idempotent: retiring a retired
 	// key returns it unchanged. Returns ErrNotFound for an unknown kid and
-	// ErrKeyInUse, changing nothing, when a registration signs with the key.
+	// ErrKeyInUse, changing nothing, when a registration signs with the key
+	// or will once its pending rotation activates.
 	RetireKey(ctx context.Context, kid string) (Key, error)
+
+	// ApplyTransitions records the scheduled transitions that are due: it
+	// points registrations at pending keys whose activation has passed and
+	// retires keys whose RetireAt has passed. Each transition is one
+	// conditional update in its own transaction that counts as a change,
+	// and applies only if its condition still holds, so concurrent callers,
+	// in any number of processes, never apply one twice. It returns how
+	// many transitions this call applied.
+	ApplyTransitions(ctx context.Context) (int, error)
+
+	// ListRegistrations returns registrations that are not deleted, ordered
+	// by id, as q selects.
+	ListRegistrations(ctx context.Context, q RegistrationQuery) ([]Registration, error)
+
+	// UpdateRegistration replaces the endpoints (AuthEndpoint, JWKSURI,
+	// TokenEndpoint) of a registration with those of the value update
+	// returns, in one transaction holding a lock on the row; other fields
+	// of that value are ignored. An error from update aborts and is
+	// returned as is. Returns ErrNotFound for an unknown or deleted id.
+	UpdateRegistration(ctx context.Context, id string, update func(Registration) (Registration, error)) (Registration, error)
+
+	// DeleteRegistration marks a registration deleted, freeing its
+	// (issuer, client_id), and retires its keys, in one transaction. Rows
+	// are kept. Deleting a deleted registration changes nothing and
+	// succeeds. It returns the registration's keys, newest first. Returns
+	// ErrNotFound for an id that never existed.
+	DeleteRegistration(ctx context.Context, id string) ([]Key, error)
+
+	// ListKeys returns keys, with their public halves only, ordered by Seq,
+	// as q selects. Keys of deleted registrations are included.
+	ListKeys(ctx context.Context, q KeyQuery) ([]Key, error)
 
 	// ActiveKeys returns every active key, newest first: by creation time,
 	// then, among equal times, the later insertion first. PrivateJWK is not
@@ -109,7 +280,9 @@ type Store interface {
 
 	// Version returns the change counter: a number that every committed
 	// CreateRegistration, RotateKey and RetireKey that changes something
-	// increases, in the same transaction, whichever process made it. Readers
+	// increases, in the same transaction, whichever process made it (as do
+	// Rotate, UpdateRegistration, DeleteRegistration and each transition
+	// ApplyTransitions applies). Readers
 	// compare it with the version their cached data was built at; it is one
 	// single-row read, cheap enough to poll every second. Re-sealing a
 	// private key (UpdatePrivateKey) changes nothing a reader sees and does

@@ -31,6 +31,7 @@ type serveOptions struct {
 	jwksRefresh     time.Duration
 	jwksMaxAge      time.Duration
 	keyCacheSize    int
+	transitions     time.Duration
 	shutdownTimeout time.Duration
 	metricsAddr     string
 	reflection      bool
@@ -51,7 +52,8 @@ Every KeyService call must carry "authorization: Bearer <token>" metadata
 for a token of --token-file or LTIKEYS_TOKENS, or a client certificate
 mapped by --client-cert-scopes-file. SignJwt and CreateClientAssertion need
 scope keys.sign, GetToolKey keys.read_private (it returns private keys; with
---disable-key-export it refuses everyone), the other methods keys.admin.
+--disable-key-export it refuses everyone), GetRegistration,
+ListRegistrations and ListKeys keys.read, the other methods keys.admin.
 JwksService is open to all.
 
 With no flags it uses an embedded SQLite database in --data-dir and, on first
@@ -77,6 +79,7 @@ naming the missing key, if one does not.`,
 	f.BoolVar(&o.disableExport, "disable-key-export", false, "refuse GetToolKey to every caller, so private keys never leave the service; callers sign with SignJwt and CreateClientAssertion")
 	f.DurationVar(&o.jwksRefresh, "jwks-refresh", time.Second, "how often to check the database for changes made by other replicas (one single-row query; the JWKS is rebuilt only after a change); on PostgreSQL changes are also pushed at once by LISTEN/NOTIFY")
 	f.DurationVar(&o.jwksMaxAge, "jwks-max-age", server.DefaultJWKSMaxAge, "max-age of the JWKS responses' Cache-Control header: how long platforms and shared caches may reuse them")
+	f.DurationVar(&o.transitions, "transition-interval", server.DefaultTransitionInterval, "how often to record due key transitions (pending keys activating, previous keys retiring) in the database; which key signs and which keys are published follow the schedule whether or not they are recorded")
 	f.IntVar(&o.keyCacheSize, "key-cache-size", server.DefaultKeyCacheSize, "how many opened signing keys GetToolKey keeps in memory; 0 or less turns the cache off")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may run after SIGTERM before they are cut")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "listen address of the Prometheus /metrics endpoint, e.g. 127.0.0.1:9090; empty turns metrics off. Never the public --http-addr")
@@ -97,6 +100,9 @@ func serve(ctx context.Context, o *serveOptions) error {
 	}
 	if o.jwksRefresh <= 0 {
 		return fmt.Errorf("--jwks-refresh: must be positive, got %s", o.jwksRefresh)
+	}
+	if o.transitions <= 0 {
+		return fmt.Errorf("--transition-interval: must be positive, got %s", o.transitions)
 	}
 	if o.jwksMaxAge < 0 {
 		return fmt.Errorf("--jwks-max-age: must not be negative, got %s", o.jwksMaxAge)
@@ -197,6 +203,7 @@ func serve(ctx context.Context, o *serveOptions) error {
 			KeyBits:      o.keyBits,
 			JWKS:         jwks,
 			KeyCacheSize: keyCacheSize(o.keyCacheSize),
+			JWKSMaxAge:   o.jwksMaxAge,
 			Log:          log.With("component", "keys"),
 
 			DisableKeyExport: o.disableExport,
@@ -210,6 +217,12 @@ func serve(ctx context.Context, o *serveOptions) error {
 		health.MarkStarted(ctx, jwks.Ready)
 		log.Info("serving", "grpc_addr", grpcLis.Addr().String(), "metrics_addr", metricsAddr, "http_addr", httpLis.Addr().String(), "key_bits", o.keyBits, "master_key", keyring.PrimaryID(), "key_export", !o.disableExport)
 
+		transitionsDone := make(chan struct{})
+		go func() {
+			defer close(transitionsDone)
+			keyService.RunTransitions(ctx, o.transitions, log.With("component", "lifecycle"))
+		}()
+		defer func() { <-transitionsDone }()
 		healthDone := make(chan struct{})
 		go func() {
 			defer close(healthDone)

@@ -327,7 +327,13 @@ func testRotateKey(t *testing.T, s storage.Store) {
 	wantKey.CreatedAt, wantKey.UpdatedAt = cur.CreatedAt, cur.CreatedAt
 	checkKey(t, "returned current key", cur, wantKey)
 	checkTimes(t, "returned current key", cur.CreatedAt, cur.UpdatedAt)
+	// The previous key's row gains its schedule: superseded now, no
+	// scheduled retirement.
+	origKey.UpdatedAt = cur.CreatedAt
 	checkKey(t, "returned previous key", prev, origKey)
+	if !prev.SupersededAt.Equal(cur.CreatedAt) || !prev.RetireAt.IsZero() {
+		t.Errorf("previous key: superseded %v, retire at %v; want %v and zero", prev.SupersededAt, prev.RetireAt, cur.CreatedAt)
+	}
 
 	checkRegistration(t, "GetRegistration", mustGetRegistration(t, s, orig.ID), reg)
 	byPair, err := s.GetRegistrationByIssuerClient(ctx, orig.Issuer, orig.ClientID)
@@ -443,6 +449,8 @@ func testActiveKeysOrder(t *testing.T, s storage.Store) {
 	if err != nil {
 		t.Fatalf("ActiveKeys: %v", err)
 	}
+	// Rotations update the replaced key's row.
+	k1.UpdatedAt, k3.UpdatedAt = k3.CreatedAt, k4.CreatedAt
 	want := []storage.Key{k4, k3, k2, k1}
 	if len(keys) != len(want) {
 		t.Fatalf("ActiveKeys returned %d keys, want %d", len(keys), len(want))

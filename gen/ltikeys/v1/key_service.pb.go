@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -22,6 +23,70 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// KeyState is where a key is in its lifecycle, at the time of the response.
+// States follow from the key's stored schedule, so a key changes state at
+// the scheduled instant even before the background worker records it.
+type KeyState int32
+
+const (
+	KeyState_KEY_STATE_UNSPECIFIED KeyState = 0
+	// Published in the JWKS, not signing yet: a rotation with publish_ahead
+	// gives platforms time to fetch it before it signs.
+	KeyState_KEY_STATE_PENDING KeyState = 1
+	// The registration's signing key (and published).
+	KeyState_KEY_STATE_CURRENT KeyState = 2
+	// Published for verification of what it signed, no longer signing; it is
+	// retired at retire_time (without one, only by RetireKey).
+	KeyState_KEY_STATE_PREVIOUS KeyState = 3
+	// Not published. Kept for audit; the service never deletes keys.
+	KeyState_KEY_STATE_RETIRED KeyState = 4
+)
+
+// Enum value maps for KeyState.
+var (
+	KeyState_name = map[int32]string{
+		0: "KEY_STATE_UNSPECIFIED",
+		1: "KEY_STATE_PENDING",
+		2: "KEY_STATE_CURRENT",
+		3: "KEY_STATE_PREVIOUS",
+		4: "KEY_STATE_RETIRED",
+	}
+	KeyState_value = map[string]int32{
+		"KEY_STATE_UNSPECIFIED": 0,
+		"KEY_STATE_PENDING":     1,
+		"KEY_STATE_CURRENT":     2,
+		"KEY_STATE_PREVIOUS":    3,
+		"KEY_STATE_RETIRED":     4,
+	}
+)
+
+func (x KeyState) Enum() *KeyState {
+	p := new(KeyState)
+	*p = x
+	return p
+}
+
+func (x KeyState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (KeyState) Descriptor() protoreflect.EnumDescriptor {
+	return file_ltikeys_v1_key_service_proto_enumTypes[0].Descriptor()
+}
+
+func (KeyState) Type() protoreflect.EnumType {
+	return &file_ltikeys_v1_key_service_proto_enumTypes[0]
+}
+
+func (x KeyState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use KeyState.Descriptor instead.
+func (KeyState) EnumDescriptor() ([]byte, []int) {
+	return file_ltikeys_v1_key_service_proto_rawDescGZIP(), []int{0}
+}
 
 // Registration is a platform registration: one LTI 1.3 platform (issuer) and
 // the client_id it assigned to the tool, with the platform's endpoints.
@@ -40,11 +105,15 @@ type Registration struct {
 	// The platform's OAuth 2.0 token endpoint (LTI Advantage services).
 	TokenEndpoint string `protobuf:"bytes,6,opt,name=token_endpoint,json=tokenEndpoint,proto3" json:"token_endpoint,omitempty"`
 	// The kid of the registration's current signing key.
-	Kid           string                 `protobuf:"bytes,7,opt,name=kid,proto3" json:"kid,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Kid        string                 `protobuf:"bytes,7,opt,name=kid,proto3" json:"kid,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// The kid of the key a pending rotation will make current, if any.
+	PendingKid string `protobuf:"bytes,10,opt,name=pending_kid,json=pendingKid,proto3" json:"pending_kid,omitempty"`
+	// When the pending key becomes current; unset without one.
+	PendingActivateTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=pending_activate_time,json=pendingActivateTime,proto3" json:"pending_activate_time,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *Registration) Reset() {
@@ -140,6 +209,20 @@ func (x *Registration) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Registration) GetPendingKid() string {
+	if x != nil {
+		return x.PendingKid
+	}
+	return ""
+}
+
+func (x *Registration) GetPendingActivateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PendingActivateTime
+	}
+	return nil
+}
+
 // Key is the public view of one stored key pair.
 type Key struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -155,8 +238,20 @@ type Key struct {
 	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// Id of the registration the key was generated for.
 	RegistrationId string `protobuf:"bytes,7,opt,name=registration_id,json=registrationId,proto3" json:"registration_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The key's state at the time of the response.
+	State KeyState `protobuf:"varint,8,opt,name=state,proto3,enum=ltikeys.v1.KeyState" json:"state,omitempty"`
+	// When the key became or becomes the signing key.
+	ActivateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=activate_time,json=activateTime,proto3" json:"activate_time,omitempty"`
+	// When the key stopped or stops signing; unset while no rotation has
+	// replaced it.
+	SupersedeTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=supersede_time,json=supersedeTime,proto3" json:"supersede_time,omitempty"`
+	// When the key is scheduled to leave the JWKS; unset if not scheduled.
+	RetireTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=retire_time,json=retireTime,proto3" json:"retire_time,omitempty"`
+	// When the key was retired (by schedule, RetireKey, a replacing rotation
+	// or DeleteRegistration); unset while it is not.
+	RetiredTime   *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=retired_time,json=retiredTime,proto3" json:"retired_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Key) Reset() {
@@ -236,6 +331,41 @@ func (x *Key) GetRegistrationId() string {
 		return x.RegistrationId
 	}
 	return ""
+}
+
+func (x *Key) GetState() KeyState {
+	if x != nil {
+		return x.State
+	}
+	return KeyState_KEY_STATE_UNSPECIFIED
+}
+
+func (x *Key) GetActivateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ActivateTime
+	}
+	return nil
+}
+
+func (x *Key) GetSupersedeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SupersedeTime
+	}
+	return nil
+}
+
+func (x *Key) GetRetireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RetireTime
+	}
+	return nil
+}
+
+func (x *Key) GetRetiredTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RetiredTime
+	}
+	return nil
 }
 
 // IssuerClient names a registration by the pair the platform knows it by.
@@ -576,8 +706,18 @@ type RotateKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required.
 	RegistrationId string `protobuf:"bytes,1,opt,name=registration_id,json=registrationId,proto3" json:"registration_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// How long the new key is published before it signs. Default 0: it signs
+	// at once. Otherwise at least the JWKS max-age, unless force is set.
+	PublishAhead *durationpb.Duration `protobuf:"bytes,2,opt,name=publish_ahead,json=publishAhead,proto3" json:"publish_ahead,omitempty"`
+	// How long after the new key takes over the previous key stays published
+	// (verification only) before it is retired. Default 48 hours; 0s retires
+	// it when the new key takes over. Otherwise at least the JWKS max-age,
+	// unless force is set.
+	RetirePreviousAfter *durationpb.Duration `protobuf:"bytes,3,opt,name=retire_previous_after,json=retirePreviousAfter,proto3" json:"retire_previous_after,omitempty"`
+	// Accept nonzero windows shorter than the JWKS max-age.
+	Force         bool `protobuf:"varint,4,opt,name=force,proto3" json:"force,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RotateKeyRequest) Reset() {
@@ -617,16 +757,41 @@ func (x *RotateKeyRequest) GetRegistrationId() string {
 	return ""
 }
 
+func (x *RotateKeyRequest) GetPublishAhead() *durationpb.Duration {
+	if x != nil {
+		return x.PublishAhead
+	}
+	return nil
+}
+
+func (x *RotateKeyRequest) GetRetirePreviousAfter() *durationpb.Duration {
+	if x != nil {
+		return x.RetirePreviousAfter
+	}
+	return nil
+}
+
+func (x *RotateKeyRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
+}
+
 type RotateKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The registration, now pointing at new_key.
+	// The registration: kid is the new key unless publish_ahead delays it,
+	// in which case pending_kid is.
 	Registration *Registration `protobuf:"bytes,1,opt,name=registration,proto3" json:"registration,omitempty"`
-	// The new signing key, already published.
+	// The new key, already published: CURRENT, or PENDING with publish_ahead.
 	NewKey *Key `protobuf:"bytes,2,opt,name=new_key,json=newKey,proto3" json:"new_key,omitempty"`
-	// The key that was current before; still published.
-	PreviousKey   *Key `protobuf:"bytes,3,opt,name=previous_key,json=previousKey,proto3" json:"previous_key,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The key the new one replaces as signing key, with its schedule.
+	PreviousKey *Key `protobuf:"bytes,3,opt,name=previous_key,json=previousKey,proto3" json:"previous_key,omitempty"`
+	// The pending key of an earlier rotation that this one replaced (now
+	// retired); unset if none was pending.
+	ReplacedPendingKey *Key `protobuf:"bytes,4,opt,name=replaced_pending_key,json=replacedPendingKey,proto3" json:"replaced_pending_key,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *RotateKeyResponse) Reset() {
@@ -676,6 +841,13 @@ func (x *RotateKeyResponse) GetNewKey() *Key {
 func (x *RotateKeyResponse) GetPreviousKey() *Key {
 	if x != nil {
 		return x.PreviousKey
+	}
+	return nil
+}
+
+func (x *RotateKeyResponse) GetReplacedPendingKey() *Key {
+	if x != nil {
+		return x.ReplacedPendingKey
 	}
 	return nil
 }
@@ -1101,12 +1273,533 @@ func (x *CreateClientAssertionResponse) GetExpireTime() *timestamppb.Timestamp {
 	return nil
 }
 
+type GetRegistrationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRegistrationRequest) Reset() {
+	*x = GetRegistrationRequest{}
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRegistrationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRegistrationRequest) ProtoMessage() {}
+
+func (x *GetRegistrationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRegistrationRequest.ProtoReflect.Descriptor instead.
+func (*GetRegistrationRequest) Descriptor() ([]byte, []int) {
+	return file_ltikeys_v1_key_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetRegistrationRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type GetRegistrationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Registration  *Registration          `protobuf:"bytes,1,opt,name=registration,proto3" json:"registration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRegistrationResponse) Reset() {
+	*x = GetRegistrationResponse{}
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRegistrationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRegistrationResponse) ProtoMessage() {}
+
+func (x *GetRegistrationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRegistrationResponse.ProtoReflect.Descriptor instead.
+func (*GetRegistrationResponse) Descriptor() ([]byte, []int) {
+	return file_ltikeys_v1_key_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *GetRegistrationResponse) GetRegistration() *Registration {
+	if x != nil {
+		return x.Registration
+	}
+	return nil
+}
+
+type ListRegistrationsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many per page: default 50, at most 1,000 (larger values
+	// are lowered).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first.
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only registrations of this issuer, if set.
+	Issuer        string `protobuf:"bytes,3,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRegistrationsRequest) Reset() {
+	*x = ListRegistrationsRequest{}
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRegistrationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRegistrationsRequest) ProtoMessage() {}
+
+func (x *ListRegistrationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRegistrationsRequest.ProtoReflect.Descriptor instead.
+func (*ListRegistrationsRequest) Descriptor() ([]byte, []int) {
+	return file_ltikeys_v1_key_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListRegistrationsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListRegistrationsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListRegistrationsRequest) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+type ListRegistrationsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Registrations []*Registration        `protobuf:"bytes,1,rep,name=registrations,proto3" json:"registrations,omitempty"`
+	// Pass as page_token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRegistrationsResponse) Reset() {
+	*x = ListRegistrationsResponse{}
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRegistrationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRegistrationsResponse) ProtoMessage() {}
+
+func (x *ListRegistrationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRegistrationsResponse.ProtoReflect.Descriptor instead.
+func (*ListRegistrationsResponse) Descriptor() ([]byte, []int) {
+	return file_ltikeys_v1_key_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListRegistrationsResponse) GetRegistrations() []*Registration {
+	if x != nil {
+		return x.Registrations
+	}
+	return nil
+}
+
+func (x *ListRegistrationsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type UpdateRegistrationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required: id names the registration; the fields update_mask names
+	// carry the new values.
+	Registration *Registration `protobuf:"bytes,1,opt,name=registration,proto3" json:"registration,omitempty"`
+	// Paths among auth_endpoint, jwks_uri and token_endpoint. Empty means all
+	// three.
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateRegistrationRequest) Reset() {
+	*x = UpdateRegistrationRequest{}
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRegistrationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRegistrationRequest) ProtoMessage() {}
+
+func (x *UpdateRegistrationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRegistrationRequest.ProtoReflect.Descriptor instead.
+func (*UpdateRegistrationRequest) Descriptor() ([]byte, []int) {
+	return file_ltikeys_v1_key_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *UpdateRegistrationRequest) GetRegistration() *Registration {
+	if x != nil {
+		return x.Registration
+	}
+	return nil
+}
+
+func (x *UpdateRegistrationRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+type UpdateRegistrationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Registration  *Registration          `protobuf:"bytes,1,opt,name=registration,proto3" json:"registration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateRegistrationResponse) Reset() {
+	*x = UpdateRegistrationResponse{}
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRegistrationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRegistrationResponse) ProtoMessage() {}
+
+func (x *UpdateRegistrationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRegistrationResponse.ProtoReflect.Descriptor instead.
+func (*UpdateRegistrationResponse) Descriptor() ([]byte, []int) {
+	return file_ltikeys_v1_key_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *UpdateRegistrationResponse) GetRegistration() *Registration {
+	if x != nil {
+		return x.Registration
+	}
+	return nil
+}
+
+type DeleteRegistrationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRegistrationRequest) Reset() {
+	*x = DeleteRegistrationRequest{}
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRegistrationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRegistrationRequest) ProtoMessage() {}
+
+func (x *DeleteRegistrationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRegistrationRequest.ProtoReflect.Descriptor instead.
+func (*DeleteRegistrationRequest) Descriptor() ([]byte, []int) {
+	return file_ltikeys_v1_key_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *DeleteRegistrationRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type DeleteRegistrationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The registration's keys, all retired, newest first.
+	RetiredKeys   []*Key `protobuf:"bytes,1,rep,name=retired_keys,json=retiredKeys,proto3" json:"retired_keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRegistrationResponse) Reset() {
+	*x = DeleteRegistrationResponse{}
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRegistrationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRegistrationResponse) ProtoMessage() {}
+
+func (x *DeleteRegistrationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRegistrationResponse.ProtoReflect.Descriptor instead.
+func (*DeleteRegistrationResponse) Descriptor() ([]byte, []int) {
+	return file_ltikeys_v1_key_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *DeleteRegistrationResponse) GetRetiredKeys() []*Key {
+	if x != nil {
+		return x.RetiredKeys
+	}
+	return nil
+}
+
+type ListKeysRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only the keys of this registration, if set.
+	RegistrationId string `protobuf:"bytes,1,opt,name=registration_id,json=registrationId,proto3" json:"registration_id,omitempty"`
+	// Only keys in this state now, if set.
+	State KeyState `protobuf:"varint,2,opt,name=state,proto3,enum=ltikeys.v1.KeyState" json:"state,omitempty"`
+	// As in ListRegistrationsRequest.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListKeysRequest) Reset() {
+	*x = ListKeysRequest{}
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListKeysRequest) ProtoMessage() {}
+
+func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
+func (*ListKeysRequest) Descriptor() ([]byte, []int) {
+	return file_ltikeys_v1_key_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ListKeysRequest) GetRegistrationId() string {
+	if x != nil {
+		return x.RegistrationId
+	}
+	return ""
+}
+
+func (x *ListKeysRequest) GetState() KeyState {
+	if x != nil {
+		return x.State
+	}
+	return KeyState_KEY_STATE_UNSPECIFIED
+}
+
+func (x *ListKeysRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListKeysRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListKeysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Keys  []*Key                 `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	// Pass as page_token for the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListKeysResponse) Reset() {
+	*x = ListKeysResponse{}
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListKeysResponse) ProtoMessage() {}
+
+func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListKeysResponse.ProtoReflect.Descriptor instead.
+func (*ListKeysResponse) Descriptor() ([]byte, []int) {
+	return file_ltikeys_v1_key_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ListKeysResponse) GetKeys() []*Key {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *ListKeysResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_ltikeys_v1_key_service_proto protoreflect.FileDescriptor
 
 const file_ltikeys_v1_key_service_proto_rawDesc = "" +
 	"\n" +
 	"\x1cltikeys/v1/key_service.proto\x12\n" +
-	"ltikeys.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\x02\n" +
+	"ltikeys.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\x03\n" +
 	"\fRegistration\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06issuer\x18\x02 \x01(\tR\x06issuer\x12\x1b\n" +
@@ -1118,7 +1811,11 @@ const file_ltikeys_v1_key_service_proto_rawDesc = "" +
 	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\x83\x02\n" +
+	"updateTime\x12\x1f\n" +
+	"\vpending_kid\x18\n" +
+	" \x01(\tR\n" +
+	"pendingKid\x12N\n" +
+	"\x15pending_activate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x13pendingActivateTime\"\xaf\x04\n" +
 	"\x03Key\x12\x10\n" +
 	"\x03kid\x18\x01 \x01(\tR\x03kid\x12\x10\n" +
 	"\x03alg\x18\x02 \x01(\tR\x03alg\x12\x16\n" +
@@ -1129,7 +1826,14 @@ const file_ltikeys_v1_key_service_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12'\n" +
-	"\x0fregistration_id\x18\a \x01(\tR\x0eregistrationId\"C\n" +
+	"\x0fregistration_id\x18\a \x01(\tR\x0eregistrationId\x12*\n" +
+	"\x05state\x18\b \x01(\x0e2\x14.ltikeys.v1.KeyStateR\x05state\x12?\n" +
+	"\ractivate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\factivateTime\x12A\n" +
+	"\x0esupersede_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\rsupersedeTime\x12;\n" +
+	"\vretire_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"retireTime\x12=\n" +
+	"\fretired_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\vretiredTime\"C\n" +
 	"\fIssuerClient\x12\x16\n" +
 	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\"\xb7\x01\n" +
@@ -1150,13 +1854,17 @@ const file_ltikeys_v1_key_service_proto_rawDesc = "" +
 	"\fregistration\x18\x01 \x01(\v2\x18.ltikeys.v1.RegistrationR\fregistration\x12\x10\n" +
 	"\x03kid\x18\x02 \x01(\tR\x03kid\x12\x1f\n" +
 	"\vprivate_jwk\x18\x03 \x01(\tR\n" +
-	"privateJwk\";\n" +
+	"privateJwk\"\xe0\x01\n" +
 	"\x10RotateKeyRequest\x12'\n" +
-	"\x0fregistration_id\x18\x01 \x01(\tR\x0eregistrationId\"\xaf\x01\n" +
+	"\x0fregistration_id\x18\x01 \x01(\tR\x0eregistrationId\x12>\n" +
+	"\rpublish_ahead\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\fpublishAhead\x12M\n" +
+	"\x15retire_previous_after\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x13retirePreviousAfter\x12\x14\n" +
+	"\x05force\x18\x04 \x01(\bR\x05force\"\xf2\x01\n" +
 	"\x11RotateKeyResponse\x12<\n" +
 	"\fregistration\x18\x01 \x01(\v2\x18.ltikeys.v1.RegistrationR\fregistration\x12(\n" +
 	"\anew_key\x18\x02 \x01(\v2\x0f.ltikeys.v1.KeyR\x06newKey\x122\n" +
-	"\fprevious_key\x18\x03 \x01(\v2\x0f.ltikeys.v1.KeyR\vpreviousKey\"$\n" +
+	"\fprevious_key\x18\x03 \x01(\v2\x0f.ltikeys.v1.KeyR\vpreviousKey\x12A\n" +
+	"\x14replaced_pending_key\x18\x04 \x01(\v2\x0f.ltikeys.v1.KeyR\x12replacedPendingKey\"$\n" +
 	"\x10RetireKeyRequest\x12\x10\n" +
 	"\x03kid\x18\x01 \x01(\tR\x03kid\"6\n" +
 	"\x11RetireKeyResponse\x12!\n" +
@@ -1183,7 +1891,44 @@ const file_ltikeys_v1_key_service_proto_rawDesc = "" +
 	"\x10client_assertion\x18\x01 \x01(\tR\x0fclientAssertion\x12\x10\n" +
 	"\x03kid\x18\x02 \x01(\tR\x03kid\x12;\n" +
 	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime2\x84\x04\n" +
+	"expireTime\"(\n" +
+	"\x16GetRegistrationRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"W\n" +
+	"\x17GetRegistrationResponse\x12<\n" +
+	"\fregistration\x18\x01 \x01(\v2\x18.ltikeys.v1.RegistrationR\fregistration\"n\n" +
+	"\x18ListRegistrationsRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x16\n" +
+	"\x06issuer\x18\x03 \x01(\tR\x06issuer\"\x83\x01\n" +
+	"\x19ListRegistrationsResponse\x12>\n" +
+	"\rregistrations\x18\x01 \x03(\v2\x18.ltikeys.v1.RegistrationR\rregistrations\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x96\x01\n" +
+	"\x19UpdateRegistrationRequest\x12<\n" +
+	"\fregistration\x18\x01 \x01(\v2\x18.ltikeys.v1.RegistrationR\fregistration\x12;\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"Z\n" +
+	"\x1aUpdateRegistrationResponse\x12<\n" +
+	"\fregistration\x18\x01 \x01(\v2\x18.ltikeys.v1.RegistrationR\fregistration\"+\n" +
+	"\x19DeleteRegistrationRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"P\n" +
+	"\x1aDeleteRegistrationResponse\x122\n" +
+	"\fretired_keys\x18\x01 \x03(\v2\x0f.ltikeys.v1.KeyR\vretiredKeys\"\xa2\x01\n" +
+	"\x0fListKeysRequest\x12'\n" +
+	"\x0fregistration_id\x18\x01 \x01(\tR\x0eregistrationId\x12*\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x14.ltikeys.v1.KeyStateR\x05state\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"_\n" +
+	"\x10ListKeysResponse\x12#\n" +
+	"\x04keys\x18\x01 \x03(\v2\x0f.ltikeys.v1.KeyR\x04keys\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\x82\x01\n" +
+	"\bKeyState\x12\x19\n" +
+	"\x15KEY_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11KEY_STATE_PENDING\x10\x01\x12\x15\n" +
+	"\x11KEY_STATE_CURRENT\x10\x02\x12\x16\n" +
+	"\x12KEY_STATE_PREVIOUS\x10\x03\x12\x15\n" +
+	"\x11KEY_STATE_RETIRED\x10\x042\xd3\a\n" +
 	"\n" +
 	"KeyService\x12c\n" +
 	"\x12CreateRegistration\x12%.ltikeys.v1.CreateRegistrationRequest\x1a&.ltikeys.v1.CreateRegistrationResponse\x12K\n" +
@@ -1192,7 +1937,12 @@ const file_ltikeys_v1_key_service_proto_rawDesc = "" +
 	"\tRotateKey\x12\x1c.ltikeys.v1.RotateKeyRequest\x1a\x1d.ltikeys.v1.RotateKeyResponse\x12H\n" +
 	"\tRetireKey\x12\x1c.ltikeys.v1.RetireKeyRequest\x1a\x1d.ltikeys.v1.RetireKeyResponse\x12B\n" +
 	"\aSignJwt\x12\x1a.ltikeys.v1.SignJwtRequest\x1a\x1b.ltikeys.v1.SignJwtResponse\x12l\n" +
-	"\x15CreateClientAssertion\x12(.ltikeys.v1.CreateClientAssertionRequest\x1a).ltikeys.v1.CreateClientAssertionResponseB5Z3github.com/ltikeys/ltikeys/gen/ltikeys/v1;ltikeysv1b\x06proto3"
+	"\x15CreateClientAssertion\x12(.ltikeys.v1.CreateClientAssertionRequest\x1a).ltikeys.v1.CreateClientAssertionResponse\x12Z\n" +
+	"\x0fGetRegistration\x12\".ltikeys.v1.GetRegistrationRequest\x1a#.ltikeys.v1.GetRegistrationResponse\x12`\n" +
+	"\x11ListRegistrations\x12$.ltikeys.v1.ListRegistrationsRequest\x1a%.ltikeys.v1.ListRegistrationsResponse\x12c\n" +
+	"\x12UpdateRegistration\x12%.ltikeys.v1.UpdateRegistrationRequest\x1a&.ltikeys.v1.UpdateRegistrationResponse\x12c\n" +
+	"\x12DeleteRegistration\x12%.ltikeys.v1.DeleteRegistrationRequest\x1a&.ltikeys.v1.DeleteRegistrationResponse\x12E\n" +
+	"\bListKeys\x12\x1b.ltikeys.v1.ListKeysRequest\x1a\x1c.ltikeys.v1.ListKeysResponseB5Z3github.com/ltikeys/ltikeys/gen/ltikeys/v1;ltikeysv1b\x06proto3"
 
 var (
 	file_ltikeys_v1_key_service_proto_rawDescOnce sync.Once
@@ -1206,61 +1956,101 @@ func file_ltikeys_v1_key_service_proto_rawDescGZIP() []byte {
 	return file_ltikeys_v1_key_service_proto_rawDescData
 }
 
-var file_ltikeys_v1_key_service_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_ltikeys_v1_key_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_ltikeys_v1_key_service_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_ltikeys_v1_key_service_proto_goTypes = []any{
-	(*Registration)(nil),                  // 0: ltikeys.v1.Registration
-	(*Key)(nil),                           // 1: ltikeys.v1.Key
-	(*IssuerClient)(nil),                  // 2: ltikeys.v1.IssuerClient
-	(*CreateRegistrationRequest)(nil),     // 3: ltikeys.v1.CreateRegistrationRequest
-	(*CreateRegistrationResponse)(nil),    // 4: ltikeys.v1.CreateRegistrationResponse
-	(*GetToolKeyRequest)(nil),             // 5: ltikeys.v1.GetToolKeyRequest
-	(*GetToolKeyResponse)(nil),            // 6: ltikeys.v1.GetToolKeyResponse
-	(*RotateKeyRequest)(nil),              // 7: ltikeys.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),             // 8: ltikeys.v1.RotateKeyResponse
-	(*RetireKeyRequest)(nil),              // 9: ltikeys.v1.RetireKeyRequest
-	(*RetireKeyResponse)(nil),             // 10: ltikeys.v1.RetireKeyResponse
-	(*SignJwtRequest)(nil),                // 11: ltikeys.v1.SignJwtRequest
-	(*SignJwtResponse)(nil),               // 12: ltikeys.v1.SignJwtResponse
-	(*CreateClientAssertionRequest)(nil),  // 13: ltikeys.v1.CreateClientAssertionRequest
-	(*CreateClientAssertionResponse)(nil), // 14: ltikeys.v1.CreateClientAssertionResponse
-	(*timestamppb.Timestamp)(nil),         // 15: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),           // 16: google.protobuf.Duration
+	(KeyState)(0),                         // 0: ltikeys.v1.KeyState
+	(*Registration)(nil),                  // 1: ltikeys.v1.Registration
+	(*Key)(nil),                           // 2: ltikeys.v1.Key
+	(*IssuerClient)(nil),                  // 3: ltikeys.v1.IssuerClient
+	(*CreateRegistrationRequest)(nil),     // 4: ltikeys.v1.CreateRegistrationRequest
+	(*CreateRegistrationResponse)(nil),    // 5: ltikeys.v1.CreateRegistrationResponse
+	(*GetToolKeyRequest)(nil),             // 6: ltikeys.v1.GetToolKeyRequest
+	(*GetToolKeyResponse)(nil),            // 7: ltikeys.v1.GetToolKeyResponse
+	(*RotateKeyRequest)(nil),              // 8: ltikeys.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),             // 9: ltikeys.v1.RotateKeyResponse
+	(*RetireKeyRequest)(nil),              // 10: ltikeys.v1.RetireKeyRequest
+	(*RetireKeyResponse)(nil),             // 11: ltikeys.v1.RetireKeyResponse
+	(*SignJwtRequest)(nil),                // 12: ltikeys.v1.SignJwtRequest
+	(*SignJwtResponse)(nil),               // 13: ltikeys.v1.SignJwtResponse
+	(*CreateClientAssertionRequest)(nil),  // 14: ltikeys.v1.CreateClientAssertionRequest
+	(*CreateClientAssertionResponse)(nil), // 15: ltikeys.v1.CreateClientAssertionResponse
+	(*GetRegistrationRequest)(nil),        // 16: ltikeys.v1.GetRegistrationRequest
+	(*GetRegistrationResponse)(nil),       // 17: ltikeys.v1.GetRegistrationResponse
+	(*ListRegistrationsRequest)(nil),      // 18: ltikeys.v1.ListRegistrationsRequest
+	(*ListRegistrationsResponse)(nil),     // 19: ltikeys.v1.ListRegistrationsResponse
+	(*UpdateRegistrationRequest)(nil),     // 20: ltikeys.v1.UpdateRegistrationRequest
+	(*UpdateRegistrationResponse)(nil),    // 21: ltikeys.v1.UpdateRegistrationResponse
+	(*DeleteRegistrationRequest)(nil),     // 22: ltikeys.v1.DeleteRegistrationRequest
+	(*DeleteRegistrationResponse)(nil),    // 23: ltikeys.v1.DeleteRegistrationResponse
+	(*ListKeysRequest)(nil),               // 24: ltikeys.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),              // 25: ltikeys.v1.ListKeysResponse
+	(*timestamppb.Timestamp)(nil),         // 26: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),           // 27: google.protobuf.Duration
+	(*fieldmaskpb.FieldMask)(nil),         // 28: google.protobuf.FieldMask
 }
 var file_ltikeys_v1_key_service_proto_depIdxs = []int32{
-	15, // 0: ltikeys.v1.Registration.create_time:type_name -> google.protobuf.Timestamp
-	15, // 1: ltikeys.v1.Registration.update_time:type_name -> google.protobuf.Timestamp
-	15, // 2: ltikeys.v1.Key.create_time:type_name -> google.protobuf.Timestamp
-	15, // 3: ltikeys.v1.Key.update_time:type_name -> google.protobuf.Timestamp
-	0,  // 4: ltikeys.v1.CreateRegistrationResponse.registration:type_name -> ltikeys.v1.Registration
-	1,  // 5: ltikeys.v1.CreateRegistrationResponse.key:type_name -> ltikeys.v1.Key
-	2,  // 6: ltikeys.v1.GetToolKeyRequest.issuer_client:type_name -> ltikeys.v1.IssuerClient
-	0,  // 7: ltikeys.v1.GetToolKeyResponse.registration:type_name -> ltikeys.v1.Registration
-	0,  // 8: ltikeys.v1.RotateKeyResponse.registration:type_name -> ltikeys.v1.Registration
-	1,  // 9: ltikeys.v1.RotateKeyResponse.new_key:type_name -> ltikeys.v1.Key
-	1,  // 10: ltikeys.v1.RotateKeyResponse.previous_key:type_name -> ltikeys.v1.Key
-	1,  // 11: ltikeys.v1.RetireKeyResponse.key:type_name -> ltikeys.v1.Key
-	2,  // 12: ltikeys.v1.SignJwtRequest.issuer_client:type_name -> ltikeys.v1.IssuerClient
-	16, // 13: ltikeys.v1.SignJwtRequest.expires_in:type_name -> google.protobuf.Duration
-	2,  // 14: ltikeys.v1.CreateClientAssertionRequest.issuer_client:type_name -> ltikeys.v1.IssuerClient
-	16, // 15: ltikeys.v1.CreateClientAssertionRequest.expires_in:type_name -> google.protobuf.Duration
-	15, // 16: ltikeys.v1.CreateClientAssertionResponse.expire_time:type_name -> google.protobuf.Timestamp
-	3,  // 17: ltikeys.v1.KeyService.CreateRegistration:input_type -> ltikeys.v1.CreateRegistrationRequest
-	5,  // 18: ltikeys.v1.KeyService.GetToolKey:input_type -> ltikeys.v1.GetToolKeyRequest
-	7,  // 19: ltikeys.v1.KeyService.RotateKey:input_type -> ltikeys.v1.RotateKeyRequest
-	9,  // 20: ltikeys.v1.KeyService.RetireKey:input_type -> ltikeys.v1.RetireKeyRequest
-	11, // 21: ltikeys.v1.KeyService.SignJwt:input_type -> ltikeys.v1.SignJwtRequest
-	13, // 22: ltikeys.v1.KeyService.CreateClientAssertion:input_type -> ltikeys.v1.CreateClientAssertionRequest
-	4,  // 23: ltikeys.v1.KeyService.CreateRegistration:output_type -> ltikeys.v1.CreateRegistrationResponse
-	6,  // 24: ltikeys.v1.KeyService.GetToolKey:output_type -> ltikeys.v1.GetToolKeyResponse
-	8,  // 25: ltikeys.v1.KeyService.RotateKey:output_type -> ltikeys.v1.RotateKeyResponse
-	10, // 26: ltikeys.v1.KeyService.RetireKey:output_type -> ltikeys.v1.RetireKeyResponse
-	12, // 27: ltikeys.v1.KeyService.SignJwt:output_type -> ltikeys.v1.SignJwtResponse
-	14, // 28: ltikeys.v1.KeyService.CreateClientAssertion:output_type -> ltikeys.v1.CreateClientAssertionResponse
-	23, // [23:29] is the sub-list for method output_type
-	17, // [17:23] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	26, // 0: ltikeys.v1.Registration.create_time:type_name -> google.protobuf.Timestamp
+	26, // 1: ltikeys.v1.Registration.update_time:type_name -> google.protobuf.Timestamp
+	26, // 2: ltikeys.v1.Registration.pending_activate_time:type_name -> google.protobuf.Timestamp
+	26, // 3: ltikeys.v1.Key.create_time:type_name -> google.protobuf.Timestamp
+	26, // 4: ltikeys.v1.Key.update_time:type_name -> google.protobuf.Timestamp
+	0,  // 5: ltikeys.v1.Key.state:type_name -> ltikeys.v1.KeyState
+	26, // 6: ltikeys.v1.Key.activate_time:type_name -> google.protobuf.Timestamp
+	26, // 7: ltikeys.v1.Key.supersede_time:type_name -> google.protobuf.Timestamp
+	26, // 8: ltikeys.v1.Key.retire_time:type_name -> google.protobuf.Timestamp
+	26, // 9: ltikeys.v1.Key.retired_time:type_name -> google.protobuf.Timestamp
+	1,  // 10: ltikeys.v1.CreateRegistrationResponse.registration:type_name -> ltikeys.v1.Registration
+	2,  // 11: ltikeys.v1.CreateRegistrationResponse.key:type_name -> ltikeys.v1.Key
+	3,  // 12: ltikeys.v1.GetToolKeyRequest.issuer_client:type_name -> ltikeys.v1.IssuerClient
+	1,  // 13: ltikeys.v1.GetToolKeyResponse.registration:type_name -> ltikeys.v1.Registration
+	27, // 14: ltikeys.v1.RotateKeyRequest.publish_ahead:type_name -> google.protobuf.Duration
+	27, // 15: ltikeys.v1.RotateKeyRequest.retire_previous_after:type_name -> google.protobuf.Duration
+	1,  // 16: ltikeys.v1.RotateKeyResponse.registration:type_name -> ltikeys.v1.Registration
+	2,  // 17: ltikeys.v1.RotateKeyResponse.new_key:type_name -> ltikeys.v1.Key
+	2,  // 18: ltikeys.v1.RotateKeyResponse.previous_key:type_name -> ltikeys.v1.Key
+	2,  // 19: ltikeys.v1.RotateKeyResponse.replaced_pending_key:type_name -> ltikeys.v1.Key
+	2,  // 20: ltikeys.v1.RetireKeyResponse.key:type_name -> ltikeys.v1.Key
+	3,  // 21: ltikeys.v1.SignJwtRequest.issuer_client:type_name -> ltikeys.v1.IssuerClient
+	27, // 22: ltikeys.v1.SignJwtRequest.expires_in:type_name -> google.protobuf.Duration
+	3,  // 23: ltikeys.v1.CreateClientAssertionRequest.issuer_client:type_name -> ltikeys.v1.IssuerClient
+	27, // 24: ltikeys.v1.CreateClientAssertionRequest.expires_in:type_name -> google.protobuf.Duration
+	26, // 25: ltikeys.v1.CreateClientAssertionResponse.expire_time:type_name -> google.protobuf.Timestamp
+	1,  // 26: ltikeys.v1.GetRegistrationResponse.registration:type_name -> ltikeys.v1.Registration
+	1,  // 27: ltikeys.v1.ListRegistrationsResponse.registrations:type_name -> ltikeys.v1.Registration
+	1,  // 28: ltikeys.v1.UpdateRegistrationRequest.registration:type_name -> ltikeys.v1.Registration
+	28, // 29: ltikeys.v1.UpdateRegistrationRequest.update_mask:type_name -> google.protobuf.FieldMask
+	1,  // 30: ltikeys.v1.UpdateRegistrationResponse.registration:type_name -> ltikeys.v1.Registration
+	2,  // 31: ltikeys.v1.DeleteRegistrationResponse.retired_keys:type_name -> ltikeys.v1.Key
+	0,  // 32: ltikeys.v1.ListKeysRequest.state:type_name -> ltikeys.v1.KeyState
+	2,  // 33: ltikeys.v1.ListKeysResponse.keys:type_name -> ltikeys.v1.Key
+	4,  // 34: ltikeys.v1.KeyService.CreateRegistration:input_type -> ltikeys.v1.CreateRegistrationRequest
+	6,  // 35: ltikeys.v1.KeyService.GetToolKey:input_type -> ltikeys.v1.GetToolKeyRequest
+	8,  // 36: ltikeys.v1.KeyService.RotateKey:input_type -> ltikeys.v1.RotateKeyRequest
+	10, // 37: ltikeys.v1.KeyService.RetireKey:input_type -> ltikeys.v1.RetireKeyRequest
+	12, // 38: ltikeys.v1.KeyService.SignJwt:input_type -> ltikeys.v1.SignJwtRequest
+	14, // 39: ltikeys.v1.KeyService.CreateClientAssertion:input_type -> ltikeys.v1.CreateClientAssertionRequest
+	16, // 40: ltikeys.v1.KeyService.GetRegistration:input_type -> ltikeys.v1.GetRegistrationRequest
+	18, // 41: ltikeys.v1.KeyService.ListRegistrations:input_type -> ltikeys.v1.ListRegistrationsRequest
+	20, // 42: ltikeys.v1.KeyService.UpdateRegistration:input_type -> ltikeys.v1.UpdateRegistrationRequest
+	22, // 43: ltikeys.v1.KeyService.DeleteRegistration:input_type -> ltikeys.v1.DeleteRegistrationRequest
+	24, // 44: ltikeys.v1.KeyService.ListKeys:input_type -> ltikeys.v1.ListKeysRequest
+	5,  // 45: ltikeys.v1.KeyService.CreateRegistration:output_type -> ltikeys.v1.CreateRegistrationResponse
+	7,  // 46: ltikeys.v1.KeyService.GetToolKey:output_type -> ltikeys.v1.GetToolKeyResponse
+	9,  // 47: ltikeys.v1.KeyService.RotateKey:output_type -> ltikeys.v1.RotateKeyResponse
+	11, // 48: ltikeys.v1.KeyService.RetireKey:output_type -> ltikeys.v1.RetireKeyResponse
+	13, // 49: ltikeys.v1.KeyService.SignJwt:output_type -> ltikeys.v1.SignJwtResponse
+	15, // 50: ltikeys.v1.KeyService.CreateClientAssertion:output_type -> ltikeys.v1.CreateClientAssertionResponse
+	17, // 51: ltikeys.v1.KeyService.GetRegistration:output_type -> ltikeys.v1.GetRegistrationResponse
+	19, // 52: ltikeys.v1.KeyService.ListRegistrations:output_type -> ltikeys.v1.ListRegistrationsResponse
+	21, // 53: ltikeys.v1.KeyService.UpdateRegistration:output_type -> ltikeys.v1.UpdateRegistrationResponse
+	23, // 54: ltikeys.v1.KeyService.DeleteRegistration:output_type -> ltikeys.v1.DeleteRegistrationResponse
+	25, // 55: ltikeys.v1.KeyService.ListKeys:output_type -> ltikeys.v1.ListKeysResponse
+	45, // [45:56] is the sub-list for method output_type
+	34, // [34:45] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_ltikeys_v1_key_service_proto_init() }
@@ -1285,13 +2075,14 @@ func file_ltikeys_v1_key_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ltikeys_v1_key_service_proto_rawDesc), len(file_ltikeys_v1_key_service_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   15,
+			NumEnums:      1,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_ltikeys_v1_key_service_proto_goTypes,
 		DependencyIndexes: file_ltikeys_v1_key_service_proto_depIdxs,
+		EnumInfos:         file_ltikeys_v1_key_service_proto_enumTypes,
 		MessageInfos:      file_ltikeys_v1_key_service_proto_msgTypes,
 	}.Build()
 	File_ltikeys_v1_key_service_proto = out.File

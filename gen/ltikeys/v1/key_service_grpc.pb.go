@@ -25,6 +25,11 @@ const (
 	KeyService_RetireKey_FullMethodName             = "/ltikeys.v1.KeyService/RetireKey"
 	KeyService_SignJwt_FullMethodName               = "/ltikeys.v1.KeyService/SignJwt"
 	KeyService_CreateClientAssertion_FullMethodName = "/ltikeys.v1.KeyService/CreateClientAssertion"
+	KeyService_GetRegistration_FullMethodName       = "/ltikeys.v1.KeyService/GetRegistration"
+	KeyService_ListRegistrations_FullMethodName     = "/ltikeys.v1.KeyService/ListRegistrations"
+	KeyService_UpdateRegistration_FullMethodName    = "/ltikeys.v1.KeyService/UpdateRegistration"
+	KeyService_DeleteRegistration_FullMethodName    = "/ltikeys.v1.KeyService/DeleteRegistration"
+	KeyService_ListKeys_FullMethodName              = "/ltikeys.v1.KeyService/ListKeys"
 )
 
 // KeyServiceClient is the client API for KeyService service.
@@ -53,21 +58,35 @@ type KeyServiceClient interface {
 	// NOT_FOUND when no registration matches; PERMISSION_DENIED, for every
 	// caller, when the service runs with key export disabled.
 	GetToolKey(ctx context.Context, in *GetToolKeyRequest, opts ...grpc.CallOption) (*GetToolKeyResponse, error)
-	// RotateKey generates a new key pair and makes it the registration's
-	// signing key. The previous key stays published in the JWKS so platforms
-	// can still verify what was signed with it; retire it with RetireKey once
-	// their caches have refreshed (24 to 48 hours is typical).
+	// RotateKey generates a new key pair for a registration and schedules the
+	// change of signing key:
 	//
-	// Concurrent rotations of one registration are serialized; each one
-	// succeeds and publishes its own key.
+	//   - the new key is published in the JWKS at once and becomes the
+	//     signing key (CURRENT) after publish_ahead (default 0: at once);
+	//     until then it is PENDING;
+	//   - the key it replaces keeps signing until then, becomes PREVIOUS
+	//     (published, verification only) and is retired (unpublished)
+	//     retire_previous_after later (default 48 hours; 0s retires it the
+	//     moment the new key takes over: with publish_ahead 0, an emergency
+	//     revocation).
 	//
-	// Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND.
+	// Rotating while a rotation is pending replaces the pending key, which is
+	// retired, instead of stacking keys. Transitions take effect at their
+	// instants whether or not the background worker has recorded them yet.
+	//
+	// Concurrent rotations of one registration are serialized.
+	//
+	// Errors: INVALID_ARGUMENT for a malformed id, a negative duration, or a
+	// nonzero publish_ahead or retire_previous_after shorter than the JWKS
+	// max-age (platforms' caches would not see the change in time) unless
+	// force is set; NOT_FOUND.
 	RotateKey(ctx context.Context, in *RotateKeyRequest, opts ...grpc.CallOption) (*RotateKeyResponse, error)
-	// RetireKey removes a key from the JWKS. The row is kept. Retiring an
-	// already retired key succeeds and changes nothing.
+	// RetireKey removes a key from the JWKS at once. The row is kept.
+	// Retiring an already retired key succeeds and changes nothing.
 	//
 	// Errors: INVALID_ARGUMENT for an empty kid; NOT_FOUND; FAILED_PRECONDITION
-	// when the key is a registration's current signing key (rotate first).
+	// when the key is a registration's current or pending signing key (rotate
+	// first).
 	RetireKey(ctx context.Context, in *RetireKeyRequest, opts ...grpc.CallOption) (*RetireKeyResponse, error)
 	// SignJwt signs caller-supplied claims as a compact JWS with the
 	// registration's current signing key, so the caller never holds the
@@ -91,6 +110,42 @@ type KeyServiceClient interface {
 	// expires_in; NOT_FOUND when no registration matches; FAILED_PRECONDITION
 	// when the registration has no token endpoint and no audience is given.
 	CreateClientAssertion(ctx context.Context, in *CreateClientAssertionRequest, opts ...grpc.CallOption) (*CreateClientAssertionResponse, error)
+	// GetRegistration returns one registration.
+	//
+	// Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND, also for a
+	// deleted registration.
+	GetRegistration(ctx context.Context, in *GetRegistrationRequest, opts ...grpc.CallOption) (*GetRegistrationResponse, error)
+	// ListRegistrations lists registrations that are not deleted, oldest
+	// first, a page at a time. Pages follow a cursor, so registrations created
+	// while a client pages through are never returned twice and never make
+	// it skip one that existed when it began.
+	//
+	// Errors: INVALID_ARGUMENT for a negative page_size or a page_token not
+	// returned by this method for the same filter.
+	ListRegistrations(ctx context.Context, in *ListRegistrationsRequest, opts ...grpc.CallOption) (*ListRegistrationsResponse, error)
+	// UpdateRegistration changes a registration's endpoints (the fields named
+	// by update_mask), validated as CreateRegistration validates them. The
+	// issuer and client_id cannot change: create another registration.
+	//
+	// Errors: INVALID_ARGUMENT naming the offending field, or a mask path
+	// other than auth_endpoint, jwks_uri and token_endpoint; NOT_FOUND.
+	UpdateRegistration(ctx context.Context, in *UpdateRegistrationRequest, opts ...grpc.CallOption) (*UpdateRegistrationResponse, error)
+	// DeleteRegistration deletes a registration and retires its keys at once
+	// (they leave the JWKS). The rows are kept for audit, but the
+	// registration is NOT_FOUND to every other method afterwards, and its
+	// (issuer, client_id) is free for a new registration. Idempotent:
+	// deleting a deleted registration succeeds.
+	//
+	// Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND for an id that
+	// never existed.
+	DeleteRegistration(ctx context.Context, in *DeleteRegistrationRequest, opts ...grpc.CallOption) (*DeleteRegistrationResponse, error)
+	// ListKeys lists keys, oldest first, a page at a time, optionally only
+	// those of one registration (deleted ones included) and in one state at
+	// the time of the call. Paging is stable as for ListRegistrations.
+	//
+	// Errors: INVALID_ARGUMENT for a malformed registration_id, a negative
+	// page_size or a foreign page_token.
+	ListKeys(ctx context.Context, in *ListKeysRequest, opts ...grpc.CallOption) (*ListKeysResponse, error)
 }
 
 type keyServiceClient struct {
@@ -161,6 +216,56 @@ func (c *keyServiceClient) CreateClientAssertion(ctx context.Context, in *Create
 	return out, nil
 }
 
+func (c *keyServiceClient) GetRegistration(ctx context.Context, in *GetRegistrationRequest, opts ...grpc.CallOption) (*GetRegistrationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetRegistrationResponse)
+	err := c.cc.Invoke(ctx, KeyService_GetRegistration_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) ListRegistrations(ctx context.Context, in *ListRegistrationsRequest, opts ...grpc.CallOption) (*ListRegistrationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRegistrationsResponse)
+	err := c.cc.Invoke(ctx, KeyService_ListRegistrations_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) UpdateRegistration(ctx context.Context, in *UpdateRegistrationRequest, opts ...grpc.CallOption) (*UpdateRegistrationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateRegistrationResponse)
+	err := c.cc.Invoke(ctx, KeyService_UpdateRegistration_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) DeleteRegistration(ctx context.Context, in *DeleteRegistrationRequest, opts ...grpc.CallOption) (*DeleteRegistrationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteRegistrationResponse)
+	err := c.cc.Invoke(ctx, KeyService_DeleteRegistration_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) ListKeys(ctx context.Context, in *ListKeysRequest, opts ...grpc.CallOption) (*ListKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListKeysResponse)
+	err := c.cc.Invoke(ctx, KeyService_ListKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // KeyServiceServer is the server API for KeyService service.
 // All implementations must embed UnimplementedKeyServiceServer
 // for forward compatibility.
@@ -187,21 +292,35 @@ type KeyServiceServer interface {
 	// NOT_FOUND when no registration matches; PERMISSION_DENIED, for every
 	// caller, when the service runs with key export disabled.
 	GetToolKey(context.Context, *GetToolKeyRequest) (*GetToolKeyResponse, error)
-	// RotateKey generates a new key pair and makes it the registration's
-	// signing key. The previous key stays published in the JWKS so platforms
-	// can still verify what was signed with it; retire it with RetireKey once
-	// their caches have refreshed (24 to 48 hours is typical).
+	// RotateKey generates a new key pair for a registration and schedules the
+	// change of signing key:
 	//
-	// Concurrent rotations of one registration are serialized; each one
-	// succeeds and publishes its own key.
+	//   - the new key is published in the JWKS at once and becomes the
+	//     signing key (CURRENT) after publish_ahead (default 0: at once);
+	//     until then it is PENDING;
+	//   - the key it replaces keeps signing until then, becomes PREVIOUS
+	//     (published, verification only) and is retired (unpublished)
+	//     retire_previous_after later (default 48 hours; 0s retires it the
+	//     moment the new key takes over: with publish_ahead 0, an emergency
+	//     revocation).
 	//
-	// Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND.
+	// Rotating while a rotation is pending replaces the pending key, which is
+	// retired, instead of stacking keys. Transitions take effect at their
+	// instants whether or not the background worker has recorded them yet.
+	//
+	// Concurrent rotations of one registration are serialized.
+	//
+	// Errors: INVALID_ARGUMENT for a malformed id, a negative duration, or a
+	// nonzero publish_ahead or retire_previous_after shorter than the JWKS
+	// max-age (platforms' caches would not see the change in time) unless
+	// force is set; NOT_FOUND.
 	RotateKey(context.Context, *RotateKeyRequest) (*RotateKeyResponse, error)
-	// RetireKey removes a key from the JWKS. The row is kept. Retiring an
-	// already retired key succeeds and changes nothing.
+	// RetireKey removes a key from the JWKS at once. The row is kept.
+	// Retiring an already retired key succeeds and changes nothing.
 	//
 	// Errors: INVALID_ARGUMENT for an empty kid; NOT_FOUND; FAILED_PRECONDITION
-	// when the key is a registration's current signing key (rotate first).
+	// when the key is a registration's current or pending signing key (rotate
+	// first).
 	RetireKey(context.Context, *RetireKeyRequest) (*RetireKeyResponse, error)
 	// SignJwt signs caller-supplied claims as a compact JWS with the
 	// registration's current signing key, so the caller never holds the
@@ -225,6 +344,42 @@ type KeyServiceServer interface {
 	// expires_in; NOT_FOUND when no registration matches; FAILED_PRECONDITION
 	// when the registration has no token endpoint and no audience is given.
 	CreateClientAssertion(context.Context, *CreateClientAssertionRequest) (*CreateClientAssertionResponse, error)
+	// GetRegistration returns one registration.
+	//
+	// Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND, also for a
+	// deleted registration.
+	GetRegistration(context.Context, *GetRegistrationRequest) (*GetRegistrationResponse, error)
+	// ListRegistrations lists registrations that are not deleted, oldest
+	// first, a page at a time. Pages follow a cursor, so registrations created
+	// while a client pages through are never returned twice and never make
+	// it skip one that existed when it began.
+	//
+	// Errors: INVALID_ARGUMENT for a negative page_size or a page_token not
+	// returned by this method for the same filter.
+	ListRegistrations(context.Context, *ListRegistrationsRequest) (*ListRegistrationsResponse, error)
+	// UpdateRegistration changes a registration's endpoints (the fields named
+	// by update_mask), validated as CreateRegistration validates them. The
+	// issuer and client_id cannot change: create another registration.
+	//
+	// Errors: INVALID_ARGUMENT naming the offending field, or a mask path
+	// other than auth_endpoint, jwks_uri and token_endpoint; NOT_FOUND.
+	UpdateRegistration(context.Context, *UpdateRegistrationRequest) (*UpdateRegistrationResponse, error)
+	// DeleteRegistration deletes a registration and retires its keys at once
+	// (they leave the JWKS). The rows are kept for audit, but the
+	// registration is NOT_FOUND to every other method afterwards, and its
+	// (issuer, client_id) is free for a new registration. Idempotent:
+	// deleting a deleted registration succeeds.
+	//
+	// Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND for an id that
+	// never existed.
+	DeleteRegistration(context.Context, *DeleteRegistrationRequest) (*DeleteRegistrationResponse, error)
+	// ListKeys lists keys, oldest first, a page at a time, optionally only
+	// those of one registration (deleted ones included) and in one state at
+	// the time of the call. Paging is stable as for ListRegistrations.
+	//
+	// Errors: INVALID_ARGUMENT for a malformed registration_id, a negative
+	// page_size or a foreign page_token.
+	ListKeys(context.Context, *ListKeysRequest) (*ListKeysResponse, error)
 	mustEmbedUnimplementedKeyServiceServer()
 }
 
@@ -252,6 +407,21 @@ func (UnimplementedKeyServiceServer) SignJwt(context.Context, *SignJwtRequest) (
 }
 func (UnimplementedKeyServiceServer) CreateClientAssertion(context.Context, *CreateClientAssertionRequest) (*CreateClientAssertionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateClientAssertion not implemented")
+}
+func (UnimplementedKeyServiceServer) GetRegistration(context.Context, *GetRegistrationRequest) (*GetRegistrationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRegistration not implemented")
+}
+func (UnimplementedKeyServiceServer) ListRegistrations(context.Context, *ListRegistrationsRequest) (*ListRegistrationsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRegistrations not implemented")
+}
+func (UnimplementedKeyServiceServer) UpdateRegistration(context.Context, *UpdateRegistrationRequest) (*UpdateRegistrationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateRegistration not implemented")
+}
+func (UnimplementedKeyServiceServer) DeleteRegistration(context.Context, *DeleteRegistrationRequest) (*DeleteRegistrationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteRegistration not implemented")
+}
+func (UnimplementedKeyServiceServer) ListKeys(context.Context, *ListKeysRequest) (*ListKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListKeys not implemented")
 }
 func (UnimplementedKeyServiceServer) mustEmbedUnimplementedKeyServiceServer() {}
 func (UnimplementedKeyServiceServer) testEmbeddedByValue()                    {}
@@ -382,6 +552,96 @@ func _KeyService_CreateClientAssertion_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KeyService_GetRegistration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRegistrationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).GetRegistration(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_GetRegistration_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).GetRegistration(ctx, req.(*GetRegistrationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_ListRegistrations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRegistrationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).ListRegistrations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_ListRegistrations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).ListRegistrations(ctx, req.(*ListRegistrationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_UpdateRegistration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateRegistrationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).UpdateRegistration(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_UpdateRegistration_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).UpdateRegistration(ctx, req.(*UpdateRegistrationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_DeleteRegistration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteRegistrationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).DeleteRegistration(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_DeleteRegistration_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).DeleteRegistration(ctx, req.(*DeleteRegistrationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_ListKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).ListKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_ListKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).ListKeys(ctx, req.(*ListKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // KeyService_ServiceDesc is the grpc.ServiceDesc for KeyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -412,6 +672,26 @@ var KeyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CreateClientAssertion",
 			Handler:    _KeyService_CreateClientAssertion_Handler,
+		},
+		{
+			MethodName: "GetRegistration",
+			Handler:    _KeyService_GetRegistration_Handler,
+		},
+		{
+			MethodName: "ListRegistrations",
+			Handler:    _KeyService_ListRegistrations_Handler,
+		},
+		{
+			MethodName: "UpdateRegistration",
+			Handler:    _KeyService_UpdateRegistration_Handler,
+		},
+		{
+			MethodName: "DeleteRegistration",
+			Handler:    _KeyService_DeleteRegistration_Handler,
+		},
+		{
+			MethodName: "ListKeys",
+			Handler:    _KeyService_ListKeys_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
