@@ -44,6 +44,10 @@ bench: ## Benchmarks and the loopback load driver, baselines measured in the sam
 	$(GO) test -run '^$$' -bench 'JWKSRebuild|JWKSHandler|KeyCacheMemory' -benchmem ./server
 	$(GO) run ./cmd/ltikeys-load $(LOADFLAGS)
 
+.PHONY: bench-pool
+bench-pool: ## CreateRegistration and RotateKey with and without the key pool, 2048 and 4096 bits (docs/benchmarks.md).
+	$(GO) test -run '^$$' -bench '^BenchmarkKeyPool$$' -benchtime 10x ./server/
+
 .PHONY: lint
 lint: tools ## buf lint and go vet.
 	buf lint

@@ -45,6 +45,9 @@ type KeyServiceConfig struct {
 	// lifecycle decision (which key signs, which state a key is in);
 	// time.Now if nil. The store's clock should agree with it.
 	Now func() time.Time
+	// KeyPool, if set, supplies pre-generated keys of KeyBits; without one,
+	// or when it is empty, keys are generated per request.
+	KeyPool *KeyPool
 	// JWKSMaxAge is the max-age the JWKS is served with
 	// (DefaultJWKSMaxAge if zero): RotateKey refuses a nonzero window
 	// shorter than it unless forced.
@@ -65,6 +68,7 @@ type KeyService struct {
 	disableKeyExport bool
 	now              func() time.Time
 	jwksMaxAge       time.Duration
+	pool             *KeyPool
 }
 
 // NewKeyService returns a KeyService. It fails on an invalid configuration.
@@ -93,6 +97,7 @@ func NewKeyService(cfg KeyServiceConfig) (*KeyService, error) {
 		disableKeyExport: cfg.DisableKeyExport,
 		now:              now,
 		jwksMaxAge:       cmp.Or(cfg.JWKSMaxAge, DefaultJWKSMaxAge),
+		pool:             cfg.KeyPool,
 	}, nil
 }
 
@@ -380,12 +385,16 @@ func (s *KeyService) registrationError(ctx context.Context, method string, err e
 	return storeError(ctx, s.log, method, err)
 }
 
-// newKey generates a key pair for a registration and seals its private half.
-// The plaintext is zeroed before it returns.
+// newKey takes a key pair from the pool, or generates one, for a
+// registration and seals its private half. The plaintext is zeroed before
+// it returns.
 func (s *KeyService) newKey(registrationID string) (storage.Key, error) {
-	pair, err := crypto.GenerateKeyPair(s.bits)
-	if err != nil {
-		return storage.Key{}, fmt.Errorf("generate key: %w", err)
+	pair, ok := s.pool.Take(s.bits)
+	if !ok {
+		var err error
+		if pair, err = crypto.GenerateKeyPair(s.bits); err != nil {
+			return storage.Key{}, fmt.Errorf("generate key: %w", err)
+		}
 	}
 	defer crypto.Zero(pair.PrivateJWK)
 	sealed, err := s.keyring.Seal(pair.PrivateJWK, pair.KID)

@@ -32,6 +32,7 @@ type serveOptions struct {
 	jwksMaxAge      time.Duration
 	keyCacheSize    int
 	transitions     time.Duration
+	keyPoolSize     int
 	shutdownTimeout time.Duration
 	metricsAddr     string
 	reflection      bool
@@ -79,6 +80,7 @@ naming the missing key, if one does not.`,
 	f.BoolVar(&o.disableExport, "disable-key-export", false, "refuse GetToolKey to every caller, so private keys never leave the service; callers sign with SignJwt and CreateClientAssertion")
 	f.DurationVar(&o.jwksRefresh, "jwks-refresh", time.Second, "how often to check the database for changes made by other replicas (one single-row query; the JWKS is rebuilt only after a change); on PostgreSQL changes are also pushed at once by LISTEN/NOTIFY")
 	f.DurationVar(&o.jwksMaxAge, "jwks-max-age", server.DefaultJWKSMaxAge, "max-age of the JWKS responses' Cache-Control header: how long platforms and shared caches may reuse them")
+	f.IntVar(&o.keyPoolSize, "key-pool-size", server.DefaultKeyPoolSize, "how many pre-generated keys (of --key-bits) to keep in memory, refilled in the background, so CreateRegistration and RotateKey need not wait for RSA generation; 0 turns the pool off")
 	f.DurationVar(&o.transitions, "transition-interval", server.DefaultTransitionInterval, "how often to record due key transitions (pending keys activating, previous keys retiring) in the database; which key signs and which keys are published follow the schedule whether or not they are recorded")
 	f.IntVar(&o.keyCacheSize, "key-cache-size", server.DefaultKeyCacheSize, "how many opened signing keys GetToolKey keeps in memory; 0 or less turns the cache off")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may run after SIGTERM before they are cut")
@@ -100,6 +102,9 @@ func serve(ctx context.Context, o *serveOptions) error {
 	}
 	if o.jwksRefresh <= 0 {
 		return fmt.Errorf("--jwks-refresh: must be positive, got %s", o.jwksRefresh)
+	}
+	if o.keyPoolSize < 0 {
+		return fmt.Errorf("--key-pool-size: must not be negative, got %d", o.keyPoolSize)
 	}
 	if o.transitions <= 0 {
 		return fmt.Errorf("--transition-interval: must be positive, got %s", o.transitions)
@@ -197,6 +202,16 @@ func serve(ctx context.Context, o *serveOptions) error {
 		if err := retry(ctx, log, metrics, "active_keys", "load the JWKS failed", true, jwks.Refresh); err != nil || ctx.Err() != nil {
 			return err
 		}
+		var pool *server.KeyPool
+		if o.keyPoolSize > 0 {
+			pool = server.NewKeyPool(o.keyPoolSize, o.keyBits)
+			poolDone := make(chan struct{})
+			go func() {
+				defer close(poolDone)
+				pool.Run(ctx, log.With("component", "keypool"))
+			}()
+			defer func() { <-poolDone }()
+		}
 		keyService, err := server.NewKeyService(server.KeyServiceConfig{
 			Store:        store,
 			Keyring:      keyring,
@@ -204,6 +219,7 @@ func serve(ctx context.Context, o *serveOptions) error {
 			JWKS:         jwks,
 			KeyCacheSize: keyCacheSize(o.keyCacheSize),
 			JWKSMaxAge:   o.jwksMaxAge,
+			KeyPool:      pool,
 			Log:          log.With("component", "keys"),
 
 			DisableKeyExport: o.disableExport,
