@@ -118,7 +118,7 @@ func TestCLIEndToEnd(t *testing.T) {
 		t.Fatalf("create returned %v", &created)
 	}
 	table := mustCLI(t, dir, nil, create("tool-2")...).stdout
-	for _, want := range []string{"REGISTRATION ID", "CLIENT ID", "tool-2", "KEY KID", "active"} {
+	for _, want := range []string{"REGISTRATION ID", "CLIENT ID", "tool-2", "KEY KID", "KEY STATE", "current"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("create table lacks %q:\n%s", want, table)
 		}
@@ -277,6 +277,11 @@ func TestCLIHelp(t *testing.T) {
 	for _, args := range [][]string{
 		{"--help"},
 		{"registration", "create", "--help"},
+		{"registration", "get", "--help"},
+		{"registration", "list", "--help"},
+		{"registration", "update", "--help"},
+		{"registration", "delete", "--help"},
+		{"key", "list", "--help"},
 		{"key", "rotate", "--help"},
 		{"key", "retire", "--help"},
 		{"key", "export", "--help"},
@@ -289,5 +294,131 @@ func TestCLIHelp(t *testing.T) {
 		if !strings.Contains(out, "Usage:") || len(out) < 400 {
 			t.Errorf("ltikeys %s is too thin:\n%s", strings.Join(args, " "), out)
 		}
+	}
+}
+
+// TestCLIRegistrationsAndKeys drives the read, list, update and delete
+// commands and scheduled rotation against a real serve: get, list with
+// paging (one page at a time and --all), update with its field mask and a
+// refused URL, delete then NOT_FOUND, and key list by state after a
+// rotation that publishes ahead.
+func TestCLIRegistrationsAndKeys(t *testing.T) {
+	dir := t.TempDir()
+	p := startServe(t, dir, nil)
+	cli := func(args ...string) []string { return append(args, "--server", p.grpcAddr) }
+	var ids []string
+	for _, clientID := range []string{"tool-a", "tool-b", "tool-c"} {
+		var created ltikeysv1.CreateRegistrationResponse
+		parseJSON(t, mustCLI(t, dir, nil, cli("registration", "create", "-o", "json",
+			"--issuer", "https://platform.example.com", "--client-id", clientID,
+			"--auth-endpoint", "https://platform.example.com/auth",
+			"--jwks-uri", "https://platform.example.com/jwks",
+			"--token-endpoint", "https://platform.example.com/token")...).stdout, &created)
+		ids = append(ids, created.GetRegistration().GetId())
+	}
+	regID := ids[0]
+
+	// get, as JSON and as a table.
+	var got ltikeysv1.GetRegistrationResponse
+	parseJSON(t, mustCLI(t, dir, nil, cli("registration", "get", "--registration-id", regID, "-o", "json")...).stdout, &got)
+	if got.GetRegistration().GetClientId() != "tool-a" || got.GetRegistration().GetKid() == "" {
+		t.Errorf("get returned %v", &got)
+	}
+	if out := mustCLI(t, dir, nil, cli("registration", "get", "--registration-id", regID)...).stdout; !strings.Contains(out, "CURRENT KID") || !strings.Contains(out, "tool-a") {
+		t.Errorf("get table:\n%s", out)
+	}
+
+	// list: a page of two with a token, the token's page, then --all.
+	var page1 ltikeysv1.ListRegistrationsResponse
+	parseJSON(t, mustCLI(t, dir, nil, cli("registration", "list", "--page-size", "2", "-o", "json")...).stdout, &page1)
+	if len(page1.GetRegistrations()) != 2 || page1.GetNextPageToken() == "" {
+		t.Fatalf("list --page-size 2 returned %v", &page1)
+	}
+	var page2 ltikeysv1.ListRegistrationsResponse
+	parseJSON(t, mustCLI(t, dir, nil, cli("registration", "list", "--page-size", "2", "--page-token", page1.GetNextPageToken(), "-o", "json")...).stdout, &page2)
+	if len(page2.GetRegistrations()) != 1 || page2.GetRegistrations()[0].GetId() != ids[2] || page2.GetNextPageToken() != "" {
+		t.Errorf("the second page = %v, want only %s", &page2, ids[2])
+	}
+	var all ltikeysv1.ListRegistrationsResponse
+	parseJSON(t, mustCLI(t, dir, nil, cli("registration", "list", "--page-size", "1", "--all", "--issuer", "https://platform.example.com", "-o", "json")...).stdout, &all)
+	if len(all.GetRegistrations()) != 3 || all.GetNextPageToken() != "" {
+		t.Errorf("list --all returned %d registrations, next token %q; want 3 and none", len(all.GetRegistrations()), all.GetNextPageToken())
+	}
+	out := mustCLI(t, dir, nil, cli("registration", "list", "--page-size", "2")...).stdout
+	if !strings.Contains(out, "CLIENT ID") || !strings.Contains(out, "tool-b") || !strings.Contains(out, "NEXT PAGE TOKEN: "+page1.GetNextPageToken()) {
+		t.Errorf("list table:\n%s", out)
+	}
+	wantCLIError(t, dir, nil, "INVALID_ARGUMENT", cli("registration", "list", "--page-token", page1.GetNextPageToken(), "--issuer", "https://other.example.com")...)
+
+	// update changes only the flags given.
+	var updated ltikeysv1.UpdateRegistrationResponse
+	parseJSON(t, mustCLI(t, dir, nil, cli("registration", "update", "--registration-id", regID, "--jwks-uri", "https://platform.example.com/jwks2", "-o", "json")...).stdout, &updated)
+	if r := updated.GetRegistration(); r.GetJwksUri() != "https://platform.example.com/jwks2" || r.GetAuthEndpoint() != "https://platform.example.com/auth" || r.GetTokenEndpoint() != "https://platform.example.com/token" {
+		t.Errorf("update --jwks-uri returned %v", r)
+	}
+	res := wantCLIError(t, dir, nil, "INVALID_ARGUMENT", cli("registration", "update", "--registration-id", regID, "--token-endpoint", "ftp://platform.example.com/token")...)
+	if res.exit != 1 || !strings.Contains(res.stderr, "token_endpoint") {
+		t.Errorf("update with a bad URL: exit %d, stderr %q; want 1 naming token_endpoint", res.exit, res.stderr)
+	}
+	if res := runCLI(t, dir, nil, cli("registration", "update", "--registration-id", regID)...); res.exit == 0 {
+		t.Errorf("update without a field succeeded: %s", res.stdout)
+	}
+
+	// rotate publishing ahead: the new key is pending, the old one current.
+	var rotated ltikeysv1.RotateKeyResponse
+	parseJSON(t, mustCLI(t, dir, nil, cli("key", "rotate", "--registration-id", regID, "--publish-ahead", "24h", "--retire-previous-after", "72h", "-o", "json")...).stdout, &rotated)
+	pending := rotated.GetNewKey()
+	if pending.GetState() != ltikeysv1.KeyState_KEY_STATE_PENDING || rotated.GetRegistration().GetPendingKid() != pending.GetKid() ||
+		pending.GetActivateTime().AsTime().Sub(pending.GetCreateTime().AsTime()) < 23*time.Hour {
+		t.Errorf("rotate --publish-ahead 24h returned new key %v", pending)
+	}
+	if prev := rotated.GetPreviousKey(); prev.GetRetireTime().AsTime().Sub(prev.GetSupersedeTime().AsTime()) != 72*time.Hour {
+		t.Errorf("rotate --retire-previous-after 72h: previous key %v", prev)
+	}
+	wantCLIError(t, dir, nil, "INVALID_ARGUMENT", cli("key", "rotate", "--registration-id", regID, "--publish-ahead", "1s")...)
+	var forced ltikeysv1.RotateKeyResponse
+	parseJSON(t, mustCLI(t, dir, nil, cli("key", "rotate", "--registration-id", ids[1], "--retire-previous-after", "1s", "--force", "-o", "json")...).stdout, &forced)
+	if prev := forced.GetPreviousKey(); forced.GetNewKey().GetState() != ltikeysv1.KeyState_KEY_STATE_CURRENT ||
+		prev.GetRetireTime().AsTime().Sub(prev.GetSupersedeTime().AsTime()) != time.Second {
+		t.Errorf("rotate --force returned %v", &forced)
+	}
+
+	// key list by state.
+	var listed ltikeysv1.ListKeysResponse
+	parseJSON(t, mustCLI(t, dir, nil, cli("key", "list", "--state", "pending", "-o", "json")...).stdout, &listed)
+	if len(listed.GetKeys()) != 1 || listed.GetKeys()[0].GetKid() != pending.GetKid() {
+		t.Errorf("key list --state pending = %v, want only %s", &listed, pending.GetKid())
+	}
+	out = mustCLI(t, dir, nil, cli("key", "list", "--registration-id", regID)...).stdout
+	for _, want := range []string{"STATE", "ACTIVATES", "RETIRES", pending.GetKid() + "  " + regID + "  pending", "current", "2 key(s)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("key list table lacks %q:\n%s", want, out)
+		}
+	}
+	var pagedKeys ltikeysv1.ListKeysResponse
+	parseJSON(t, mustCLI(t, dir, nil, cli("key", "list", "--page-size", "2", "--all", "-o", "json")...).stdout, &pagedKeys)
+	if len(pagedKeys.GetKeys()) != 5 {
+		t.Errorf("key list --all returned %d keys, want 5", len(pagedKeys.GetKeys()))
+	}
+	wantCLIError(t, dir, nil, "--state", cli("key", "list", "--state", "active")...)
+
+	// delete retires the keys; the registration is then NOT_FOUND.
+	var deleted ltikeysv1.DeleteRegistrationResponse
+	parseJSON(t, mustCLI(t, dir, nil, cli("registration", "delete", "--registration-id", regID, "-o", "json")...).stdout, &deleted)
+	if len(deleted.GetRetiredKeys()) != 2 {
+		t.Errorf("delete retired %d keys, want 2", len(deleted.GetRetiredKeys()))
+	}
+	for _, k := range deleted.GetRetiredKeys() {
+		if k.GetState() != ltikeysv1.KeyState_KEY_STATE_RETIRED {
+			t.Errorf("key %s after delete: %v", k.GetKid(), k.GetState())
+		}
+	}
+	wantCLIError(t, dir, nil, "NOT_FOUND", cli("registration", "get", "--registration-id", regID)...)
+	parseJSON(t, mustCLI(t, dir, nil, cli("key", "list", "--state", "pending", "-o", "json")...).stdout, &listed)
+	if len(listed.GetKeys()) != 0 {
+		t.Errorf("pending keys after delete: %v", &listed)
+	}
+	if out := mustCLI(t, dir, nil, cli("registration", "delete", "--registration-id", ids[2])...).stdout; !strings.Contains(out, "deleted; 1 key(s) retired") {
+		t.Errorf("delete table:\n%s", out)
 	}
 }

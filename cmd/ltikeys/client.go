@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
 	"github.com/ltikeys/ltikeys/server"
@@ -215,8 +216,32 @@ func printRows(w io.Writer, rows [][2]string) error {
 	return tw.Flush()
 }
 
+// printTable writes a response: as protobuf JSON with -o json, else as a
+// table of one line per item under header, followed by the footer lines
+// (a next page token, a count) if any.
+func (o *clientOptions) printTable(w io.Writer, msg proto.Message, header []string, rows func() ([][]string, []string)) error {
+	if o.output == outputJSON {
+		return o.print(w, msg, nil)
+	}
+	lines, footer := rows()
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, l := range lines {
+		fmt.Fprintln(tw, strings.Join(l, "\t"))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, f := range footer {
+		if _, err := fmt.Fprintln(w, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func registrationRows(r *ltikeysv1.Registration) [][2]string {
-	return [][2]string{
+	rows := [][2]string{
 		{"REGISTRATION ID", r.GetId()},
 		{"ISSUER", r.GetIssuer()},
 		{"CLIENT ID", r.GetClientId()},
@@ -224,22 +249,80 @@ func registrationRows(r *ltikeysv1.Registration) [][2]string {
 		{"JWKS URI", r.GetJwksUri()},
 		{"TOKEN ENDPOINT", r.GetTokenEndpoint()},
 		{"CURRENT KID", r.GetKid()},
-		{"CREATED", formatTime(r.GetCreateTime().AsTime(), r.GetCreateTime() != nil)},
-		{"UPDATED", formatTime(r.GetUpdateTime().AsTime(), r.GetUpdateTime() != nil)},
 	}
+	if r.GetPendingKid() != "" {
+		rows = append(rows,
+			[2]string{"PENDING KID", r.GetPendingKid()},
+			[2]string{"PENDING ACTIVATES", formatTimestamp(r.GetPendingActivateTime())})
+	}
+	return append(rows,
+		[2]string{"CREATED", formatTimestamp(r.GetCreateTime())},
+		[2]string{"UPDATED", formatTimestamp(r.GetUpdateTime())})
 }
 
+// keyRows describes a key: its state, and the schedule times that are set.
 func keyRows(prefix string, k *ltikeysv1.Key) [][2]string {
-	state := "retired"
-	if k.GetActive() {
-		state = "active (published)"
-	}
-	return [][2]string{
+	rows := [][2]string{
 		{prefix + "KID", k.GetKid()},
 		{prefix + "ALG", k.GetAlg()},
-		{prefix + "STATE", state},
-		{prefix + "CREATED", formatTime(k.GetCreateTime().AsTime(), k.GetCreateTime() != nil)},
+		{prefix + "STATE", describeKeyState(k.GetState())},
+		{prefix + "CREATED", formatTimestamp(k.GetCreateTime())},
 	}
+	for _, t := range []struct {
+		name string
+		ts   *timestamppb.Timestamp
+	}{
+		{"ACTIVATES", k.GetActivateTime()},
+		{"SUPERSEDED", k.GetSupersedeTime()},
+		{"RETIRES", k.GetRetireTime()},
+		{"RETIRED", k.GetRetiredTime()},
+	} {
+		if t.ts != nil {
+			rows = append(rows, [2]string{prefix + t.name, formatTimestamp(t.ts)})
+		}
+	}
+	return rows
+}
+
+// keyStateName is a state as the CLI names it: pending, current, previous
+// or retired.
+func keyStateName(s ltikeysv1.KeyState) string {
+	if s == ltikeysv1.KeyState_KEY_STATE_UNSPECIFIED {
+		return ""
+	}
+	return strings.ToLower(strings.TrimPrefix(s.String(), "KEY_STATE_"))
+}
+
+// describeKeyState is a state with what it means for the JWKS and signing.
+func describeKeyState(s ltikeysv1.KeyState) string {
+	switch s {
+	case ltikeysv1.KeyState_KEY_STATE_PENDING:
+		return "pending (published, not signing yet)"
+	case ltikeysv1.KeyState_KEY_STATE_CURRENT:
+		return "current (published, signing)"
+	case ltikeysv1.KeyState_KEY_STATE_PREVIOUS:
+		return "previous (published for verification only)"
+	case ltikeysv1.KeyState_KEY_STATE_RETIRED:
+		return "retired (not published)"
+	}
+	return ""
+}
+
+// parseKeyState reads a --state flag: pending, current, previous or
+// retired; "" is any state.
+func parseKeyState(s string) (ltikeysv1.KeyState, error) {
+	if s == "" {
+		return ltikeysv1.KeyState_KEY_STATE_UNSPECIFIED, nil
+	}
+	v, ok := ltikeysv1.KeyState_value["KEY_STATE_"+strings.ToUpper(s)]
+	if !ok || v == 0 {
+		return 0, fmt.Errorf("--state: want pending, current, previous or retired, got %q", s)
+	}
+	return ltikeysv1.KeyState(v), nil
+}
+
+func formatTimestamp(ts *timestamppb.Timestamp) string {
+	return formatTime(ts.AsTime(), ts != nil)
 }
 
 func formatTime(t time.Time, set bool) string {
@@ -247,6 +330,43 @@ func formatTime(t time.Time, set bool) string {
 		return ""
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// pageFlags are the paging flags of the list commands.
+type pageFlags struct {
+	size  int32
+	token string
+	all   bool
+}
+
+func (p *pageFlags) register(cmd *cobra.Command, what string) {
+	f := cmd.Flags()
+	f.Int32Var(&p.size, "page-size", 0, "the most "+what+" per page: default 50, at most 1000")
+	f.StringVar(&p.token, "page-token", "", "the next page token a previous page printed; empty for the first page")
+	f.BoolVar(&p.all, "all", false, "follow the next page tokens and print every page as one list")
+}
+
+// pages calls list for the first page (or --page-token's) and, with --all,
+// for each following page, until next returns an empty token or a call
+// fails.
+func (p *pageFlags) pages(list func(token string) (next string, err error)) error {
+	token := p.token
+	for {
+		next, err := list(token)
+		if err != nil || next == "" || !p.all {
+			return err
+		}
+		token = next
+	}
+}
+
+// pageFooter is the line that tells how to get the next page, if any.
+func pageFooter(n int, what, next string) []string {
+	footer := []string{fmt.Sprintf("%d %s", n, what)}
+	if next != "" {
+		footer = append(footer, "NEXT PAGE TOKEN: "+next+" (pass it as --page-token, or use --all)")
+	}
+	return footer
 }
 
 // clientCommands returns the commands that call a running server.

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
 )
@@ -13,7 +16,7 @@ func newRegistrationCommand() *cobra.Command {
 	var o clientOptions
 	group := &cobra.Command{
 		Use:   "registration",
-		Short: "Manage platform registrations (create)",
+		Short: "Manage platform registrations (create, get, list, update, delete)",
 		Long: `registration manages the tool's platform registrations: one per LTI 1.3
 platform (issuer) and the client_id it assigned to the tool, each with its
 own key pair.
@@ -22,7 +25,8 @@ own key pair.
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	addClientFlags(group, &o)
-	group.AddCommand(newRegistrationCreateCommand(&o))
+	group.AddCommand(newRegistrationCreateCommand(&o), newRegistrationGetCommand(&o), newRegistrationListCommand(&o),
+		newRegistrationUpdateCommand(&o), newRegistrationDeleteCommand(&o))
 	return group
 }
 
@@ -76,5 +80,204 @@ registered already.
 		_ = cmd.MarkFlagRequired(name)
 	}
 	addEnvUsage(f)
+	return cmd
+}
+
+func newRegistrationGetCommand(o *clientOptions) *cobra.Command {
+	var req ltikeysv1.GetRegistrationRequest
+	cmd := &cobra.Command{
+		Use:   "get --registration-id ID",
+		Short: "Show one registration",
+		Long: `get prints a registration: its endpoints, the kid of the key that signs for
+it now and, while a rotation is pending, the pending key and when it takes
+over (GetRegistration; needs scope keys.read). A deleted registration is
+NOT_FOUND.
+` + clientHelp,
+		Example: `  ltikeys registration get --registration-id 0199b7f0-5a8e-7c4e-9d1a-3f2b6c8d9e01
+  ltikeys registration get --registration-id 0199b7f0-5a8e-7c4e-9d1a-3f2b6c8d9e01 -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := o.dial(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var resp *ltikeysv1.GetRegistrationResponse
+			if err := c.call(cmd.Context(), func(ctx context.Context, opts ...grpc.CallOption) (err error) {
+				resp, err = c.keys().GetRegistration(ctx, &req, opts...)
+				return err
+			}); err != nil {
+				return err
+			}
+			return o.print(cmd.OutOrStdout(), resp, func() [][2]string {
+				return registrationRows(resp.GetRegistration())
+			})
+		},
+	}
+	cmd.Flags().StringVar(&req.Id, "registration-id", "", "id of the registration (required)")
+	_ = cmd.MarkFlagRequired("registration-id")
+	addEnvUsage(cmd.Flags())
+	return cmd
+}
+
+func newRegistrationListCommand(o *clientOptions) *cobra.Command {
+	var (
+		issuer string
+		page   pageFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "list [--issuer ISS] [--page-size N] [--page-token TOKEN | --all]",
+		Short: "List registrations, a page at a time",
+		Long: `list prints the registrations that are not deleted, oldest first, one line
+each (ListRegistrations; needs scope keys.read). It prints one page (50 by
+default, --page-size for another size) and, if there are more, the token of
+the next page, for --page-token. --all follows the tokens and prints every
+registration; with -o json it prints them as one response with no
+next_page_token. A page token only works with the --issuer it was listed
+with.
+` + clientHelp,
+		Example: `  ltikeys registration list
+  ltikeys registration list --issuer https://canvas.instructure.com --all -o json
+  ltikeys registration list --page-size 100 --page-token <NEXT PAGE TOKEN>`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := o.dial(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			all := &ltikeysv1.ListRegistrationsResponse{}
+			err = page.pages(func(token string) (string, error) {
+				req := &ltikeysv1.ListRegistrationsRequest{Issuer: issuer, PageSize: page.size, PageToken: token}
+				var resp *ltikeysv1.ListRegistrationsResponse
+				if err := c.call(cmd.Context(), func(ctx context.Context, opts ...grpc.CallOption) (err error) {
+					resp, err = c.keys().ListRegistrations(ctx, req, opts...)
+					return err
+				}); err != nil {
+					return "", err
+				}
+				all.Registrations = append(all.Registrations, resp.GetRegistrations()...)
+				all.NextPageToken = resp.GetNextPageToken()
+				return resp.GetNextPageToken(), nil
+			})
+			if err != nil {
+				return err
+			}
+			header := []string{"REGISTRATION ID", "ISSUER", "CLIENT ID", "CURRENT KID", "PENDING KID", "PENDING ACTIVATES", "CREATED"}
+			return o.printTable(cmd.OutOrStdout(), all, header, func() ([][]string, []string) {
+				var lines [][]string
+				for _, r := range all.GetRegistrations() {
+					lines = append(lines, []string{r.GetId(), r.GetIssuer(), r.GetClientId(), r.GetKid(), r.GetPendingKid(),
+						formatTimestamp(r.GetPendingActivateTime()), formatTimestamp(r.GetCreateTime())})
+				}
+				return lines, pageFooter(len(lines), "registration(s)", all.GetNextPageToken())
+			})
+		},
+	}
+	cmd.Flags().StringVar(&issuer, "issuer", "", "only the registrations of this issuer")
+	page.register(cmd, "registrations")
+	addEnvUsage(cmd.Flags())
+	return cmd
+}
+
+// updatableFlags are the flags of registration update and the
+// UpdateRegistration mask path each one sets.
+var updatableFlags = []struct{ flag, path string }{
+	{"auth-endpoint", "auth_endpoint"},
+	{"jwks-uri", "jwks_uri"},
+	{"token-endpoint", "token_endpoint"},
+}
+
+func newRegistrationUpdateCommand(o *clientOptions) *cobra.Command {
+	reg := &ltikeysv1.Registration{}
+	cmd := &cobra.Command{
+		Use:   "update --registration-id ID [--auth-endpoint URL] [--jwks-uri URL] [--token-endpoint URL]",
+		Short: "Change a registration's endpoints",
+		Long: `update changes the endpoints of a registration given as flags, and only
+those: the update mask is the set of flags given (UpdateRegistration; needs
+scope keys.admin). Endpoints are validated as on create: absolute https URLs
+(http only for loopback hosts), else INVALID_ARGUMENT naming the field. The
+issuer and client id cannot change: create another registration. It prints
+the registration as updated.
+` + clientHelp,
+		Example: `  ltikeys registration update --registration-id 0199b7f0-5a8e-7c4e-9d1a-3f2b6c8d9e01 \
+    --jwks-uri https://sso.canvaslms.com/api/lti/security/jwks`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			mask := &fieldmaskpb.FieldMask{}
+			for _, u := range updatableFlags {
+				if cmd.Flags().Changed(u.flag) {
+					mask.Paths = append(mask.Paths, u.path)
+				}
+			}
+			// An empty mask would mean every field: refuse it rather than
+			// blank the endpoints not given.
+			if len(mask.Paths) == 0 {
+				return errors.New("give at least one of --auth-endpoint, --jwks-uri and --token-endpoint")
+			}
+			c, err := o.dial(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			req := &ltikeysv1.UpdateRegistrationRequest{Registration: reg, UpdateMask: mask}
+			var resp *ltikeysv1.UpdateRegistrationResponse
+			if err := c.call(cmd.Context(), func(ctx context.Context, opts ...grpc.CallOption) (err error) {
+				resp, err = c.keys().UpdateRegistration(ctx, req, opts...)
+				return err
+			}); err != nil {
+				return err
+			}
+			return o.print(cmd.OutOrStdout(), resp, func() [][2]string {
+				return registrationRows(resp.GetRegistration())
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&reg.Id, "registration-id", "", "id of the registration (required)")
+	f.StringVar(&reg.AuthEndpoint, "auth-endpoint", "", "the platform's new OIDC authorization endpoint")
+	f.StringVar(&reg.JwksUri, "jwks-uri", "", "the platform's new JWKS URL")
+	f.StringVar(&reg.TokenEndpoint, "token-endpoint", "", "the platform's new OAuth 2.0 token endpoint")
+	_ = cmd.MarkFlagRequired("registration-id")
+	cmd.MarkFlagsOneRequired("auth-endpoint", "jwks-uri", "token-endpoint")
+	addEnvUsage(f)
+	return cmd
+}
+
+func newRegistrationDeleteCommand(o *clientOptions) *cobra.Command {
+	var req ltikeysv1.DeleteRegistrationRequest
+	cmd := &cobra.Command{
+		Use:   "delete --registration-id ID",
+		Short: "Delete a registration and retire its keys",
+		Long: `delete deletes a registration and retires all its keys at once: they leave
+the JWKS, so platforms can no longer verify anything they signed
+(DeleteRegistration; needs scope keys.admin). The rows are kept for audit,
+but the registration is NOT_FOUND from then on and its issuer and client id
+can be registered again. Deleting a deleted registration succeeds. It
+prints the keys it retired.
+` + clientHelp,
+		Example: `  ltikeys registration delete --registration-id 0199b7f0-5a8e-7c4e-9d1a-3f2b6c8d9e01`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := o.dial(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			var resp *ltikeysv1.DeleteRegistrationResponse
+			if err := c.call(cmd.Context(), func(ctx context.Context, opts ...grpc.CallOption) (err error) {
+				resp, err = c.keys().DeleteRegistration(ctx, &req, opts...)
+				return err
+			}); err != nil {
+				return err
+			}
+			return o.printTable(cmd.OutOrStdout(), resp, keyListHeader, func() ([][]string, []string) {
+				return keyLines(resp.GetRetiredKeys()), []string{fmt.Sprintf("registration %s deleted; %d key(s) retired", req.GetId(), len(resp.GetRetiredKeys()))}
+			})
+		},
+	}
+	cmd.Flags().StringVar(&req.Id, "registration-id", "", "id of the registration (required)")
+	_ = cmd.MarkFlagRequired("registration-id")
+	addEnvUsage(cmd.Flags())
 	return cmd
 }
