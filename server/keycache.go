@@ -10,6 +10,10 @@ import (
 // memory unless configured otherwise.
 const DefaultKeyCacheSize = 10_000
 
+// keyCacheName is the signing-key cache's cache label in
+// ltikeys_cache_lookups_total.
+const keyCacheName = "keys"
+
 // keyCache holds opened signing keys, so a warm GetToolKey (or signature)
 // queries nothing, decrypts nothing and parses nothing. Entries are valid for
 // one version of the store (JWKSCache.Version, which follows the store's

@@ -52,6 +52,18 @@ func (p *KeyPool) Take(bits int) (crypto.KeyPair, bool) {
 	}
 }
 
+// Depth returns how many keys of each size are ready now.
+func (p *KeyPool) Depth() map[int]int {
+	if p == nil {
+		return nil
+	}
+	depth := make(map[int]int, len(p.pools))
+	for bits, pool := range p.pools {
+		depth[bits] = len(pool)
+	}
+	return depth
+}
+
 // Fill generates keys until every size is full or ctx is done.
 func (p *KeyPool) Fill(ctx context.Context) error {
 	for bits, pool := range p.pools {

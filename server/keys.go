@@ -52,6 +52,9 @@ type KeyServiceConfig struct {
 	// (DefaultJWKSMaxAge if zero): RotateKey refuses a nonzero window
 	// shorter than it unless forced.
 	JWKSMaxAge time.Duration
+	// Metrics, if set, counts the signing-key cache's hits and misses as
+	// ltikeys_cache_lookups_total{cache="keys"}. Nil turns counting off.
+	Metrics *Metrics
 }
 
 // KeyService implements ltikeysv1.KeyServiceServer.
@@ -69,6 +72,7 @@ type KeyService struct {
 	now              func() time.Time
 	jwksMaxAge       time.Duration
 	pool             *KeyPool
+	metrics          *Metrics
 }
 
 // NewKeyService returns a KeyService. It fails on an invalid configuration.
@@ -98,6 +102,7 @@ func NewKeyService(cfg KeyServiceConfig) (*KeyService, error) {
 		now:              now,
 		jwksMaxAge:       cmp.Or(cfg.JWKSMaxAge, DefaultJWKSMaxAge),
 		pool:             cfg.KeyPool,
+		metrics:          cfg.Metrics,
 	}, nil
 }
 
@@ -195,7 +200,11 @@ func (s *KeyService) signingKey(ctx context.Context, method, id string, ic *ltik
 	ck := lookupKey(id, ic)
 	epoch := s.keys.begin(s.jwks)
 	if sk := s.keys.get(ck, epoch); sk != nil {
+		s.metrics.CacheLookup(keyCacheName, true)
 		return sk.at(s.now()), nil
+	}
+	if s.keys != nil {
+		s.metrics.CacheLookup(keyCacheName, false)
 	}
 	reg, err := s.lookup(ctx, method, id, ic, set)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -31,7 +32,9 @@ const MetricsPath = "/metrics"
 //	grpc_server_handling_seconds      gRPC calls by service and method
 //	ltikeys_jwks_requests_total{code} HTTP JWK Set responses by status (200, 304…)
 //	ltikeys_cache_lookups_total{cache,result}  result is "hit" or "miss"
-//	ltikeys_keys{state}               stored keys, "active" or "retired", read at scrape time
+//	ltikeys_keys{state}               stored keys by lifecycle state now: "pending",
+//	                                  "current", "previous" or "retired" (see WatchKeys)
+//	ltikeys_key_pool_keys{bits}       pre-generated keys ready in the KeyPool, by size
 //	ltikeys_storage_errors_total{op}  storage calls that failed for a reason
 //	                                  other than not found / already exists / in use
 //	ltikeys_grpc_panics_total         handler panics recovered as INTERNAL
@@ -200,48 +203,131 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// WatchKeys adds ltikeys_keys{state}, counted from store at every scrape
-// (with a timeout, so a stuck database cannot hold a scrape). A failed count
-// is logged and left out of that scrape; pass an instrumented store
+// keyCountInterval is the least time between two counts of the stored
+// keys: scrapes that come sooner are answered with the last count.
+const keyCountInterval = 15 * time.Second
+
+// WatchKeys adds ltikeys_keys{state}: the stored keys by lifecycle state
+// (pending, current, previous, retired), computed with Key.State at the
+// time of the count, so a key changes state at its scheduled instant even
+// before the background worker records it.
+//
+// Cost: a count is two reads, with a 5 s timeout so a stuck database cannot
+// hold a scrape: the active keys' public halves (what a JWKS refresh
+// reads, bounded by the published keys) and one kid per stored key;
+// retired keys are the difference. Counts are made at most once per
+// keyCountInterval whatever the scrape rate; scrapes in between get the
+// last count. Under concurrent writes the two reads may disagree by the
+// keys written between them until the next count. A failed count is logged
+// and left out of that scrape; pass an instrumented store
 // (InstrumentStore) to have it counted as a storage error too. Call it once
 // store is connected.
 func (m *Metrics) WatchKeys(store storage.Store, log *slog.Logger) {
 	if m == nil {
 		return
 	}
-	m.reg.MustRegister(&keyCollector{store: store, log: log})
+	m.reg.MustRegister(&keyCollector{store: store, log: log, now: time.Now})
 }
 
-var keysDesc = prometheus.NewDesc("ltikeys_keys", "Stored keys by state: active keys are published in the JWKS, retired ones are not.", []string{"state"}, nil)
+var keysDesc = prometheus.NewDesc("ltikeys_keys",
+	"Stored keys by lifecycle state: pending and current keys, and previous ones, are published in the JWKS; retired ones are not. Counted at most every 15s.",
+	[]string{"state"}, nil)
+
+// keyStateLabels are the state label values of ltikeys_keys.
+var keyStateLabels = []struct {
+	state storage.KeyState
+	label string
+}{
+	{storage.KeyPending, "pending"},
+	{storage.KeyCurrent, "current"},
+	{storage.KeyPrevious, "previous"},
+	{storage.KeyRetired, "retired"},
+}
 
 type keyCollector struct {
 	store storage.Store
 	log   *slog.Logger
+	now   func() time.Time
+
+	mu sync.Mutex
+	// counted is when counts was made; zero before the first count.
+	counted time.Time
+	counts  map[storage.KeyState]int
 }
 
 func (c *keyCollector) Describe(ch chan<- *prometheus.Desc) { ch <- keysDesc }
 
 func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	if c.counted.IsZero() || now.Sub(c.counted) >= keyCountInterval || now.Before(c.counted) {
+		counts, err := c.count(now)
+		if err != nil {
+			c.log.Warn("count keys for metrics", "err", err)
+			return
+		}
+		c.counts, c.counted = counts, now
+	}
+	for _, s := range keyStateLabels {
+		ch <- prometheus.MustNewConstMetric(keysDesc, prometheus.GaugeValue, float64(c.counts[s.state]), s.label)
+	}
+}
+
+// count reads the keys' states at now.
+func (c *keyCollector) count(now time.Time) (map[storage.KeyState]int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	active, err := c.store.ActiveKeys(ctx)
 	if err != nil {
-		c.log.Warn("count keys for metrics", "err", err)
-		return
+		return nil, err
 	}
 	all, err := c.store.KeyIDs(ctx)
 	if err != nil {
-		c.log.Warn("count keys for metrics", "err", err)
-		return
+		return nil, err
 	}
-	ch <- prometheus.MustNewConstMetric(keysDesc, prometheus.GaugeValue, float64(len(active)), "active")
-	ch <- prometheus.MustNewConstMetric(keysDesc, prometheus.GaugeValue, float64(max(len(all)-len(active), 0)), "retired")
+	counts := make(map[storage.KeyState]int, len(keyStateLabels))
+	live := 0
+	for _, k := range active {
+		// An active key past its RetireAt is retired, and counted below.
+		if st := k.State(now); st != storage.KeyRetired {
+			counts[st]++
+			live++
+		}
+	}
+	counts[storage.KeyRetired] = max(len(all)-live, 0)
+	return counts, nil
 }
 
-// InstrumentStore returns store with every failed call of the methods it
-// knows counted as ltikeys_storage_errors_total{op}. Methods added to
-// storage.Store later pass through uncounted until listed here. With a nil
-// m it returns store itself.
+// WatchKeyPool adds ltikeys_key_pool_keys{bits}: how many pre-generated
+// keys of each size pool holds, read at scrape time (no I/O). A pool that
+// stays at 0 under load means requests generate their keys themselves. It
+// does nothing for a nil m or pool.
+func (m *Metrics) WatchKeyPool(pool *KeyPool) {
+	if m == nil || pool == nil {
+		return
+	}
+	m.reg.MustRegister(&poolCollector{pool: pool})
+}
+
+var poolDesc = prometheus.NewDesc("ltikeys_key_pool_keys",
+	"Pre-generated key pairs ready in the key pool, by modulus size in bits.",
+	[]string{"bits"}, nil)
+
+type poolCollector struct{ pool *KeyPool }
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) { ch <- poolDesc }
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	for bits, n := range c.pool.Depth() {
+		ch <- prometheus.MustNewConstMetric(poolDesc, prometheus.GaugeValue, float64(n), strconv.Itoa(bits))
+	}
+}
+
+// InstrumentStore returns store with every failed call of its methods but
+// Close counted as ltikeys_storage_errors_total{op}. A method added to
+// storage.Store needs a wrapper here; a test checks that each one has.
+// With a nil m it returns store itself.
 //
 // A backend's optional change listener (a Listen(ctx, func()) method, as
 // the PostgreSQL backend has) stays visible through the wrapper.
@@ -336,4 +422,46 @@ func (s *instrumentedStore) UpdatePrivateKey(ctx context.Context, kid string, up
 	err := s.Store.UpdatePrivateKey(ctx, kid, update)
 	s.count("update_private_key", err)
 	return err
+}
+
+func (s *instrumentedStore) Rotate(ctx context.Context, registrationID string, newKey storage.Key, opts storage.RotateOptions) (storage.Rotation, error) {
+	r, err := s.Store.Rotate(ctx, registrationID, newKey, opts)
+	s.count("rotate", err)
+	return r, err
+}
+
+func (s *instrumentedStore) ApplyTransitions(ctx context.Context) (int, error) {
+	n, err := s.Store.ApplyTransitions(ctx)
+	s.count("apply_transitions", err)
+	return n, err
+}
+
+func (s *instrumentedStore) ListRegistrations(ctx context.Context, q storage.RegistrationQuery) ([]storage.Registration, error) {
+	regs, err := s.Store.ListRegistrations(ctx, q)
+	s.count("list_registrations", err)
+	return regs, err
+}
+
+func (s *instrumentedStore) UpdateRegistration(ctx context.Context, id string, update func(storage.Registration) (storage.Registration, error)) (storage.Registration, error) {
+	r, err := s.Store.UpdateRegistration(ctx, id, update)
+	s.count("update_registration", err)
+	return r, err
+}
+
+func (s *instrumentedStore) DeleteRegistration(ctx context.Context, id string) ([]storage.Key, error) {
+	keys, err := s.Store.DeleteRegistration(ctx, id)
+	s.count("delete_registration", err)
+	return keys, err
+}
+
+func (s *instrumentedStore) ListKeys(ctx context.Context, q storage.KeyQuery) ([]storage.Key, error) {
+	keys, err := s.Store.ListKeys(ctx, q)
+	s.count("list_keys", err)
+	return keys, err
+}
+
+func (s *instrumentedStore) Version(ctx context.Context) (int64, error) {
+	v, err := s.Store.Version(ctx)
+	s.count("version", err)
+	return v, err
 }

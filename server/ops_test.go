@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,8 +20,10 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
 	"github.com/ltikeys/ltikeys/server"
 	"github.com/ltikeys/ltikeys/storage"
+	"github.com/ltikeys/ltikeys/storage/storagetest"
 )
 
 // scrape returns the exposition of m.
@@ -226,11 +230,23 @@ func (f *fakeStore) GetKey(context.Context, string) (storage.Key, error) {
 	return storage.Key{}, f.getKeyErr
 }
 
+// ActiveKeys returns a key in each state, relative to the real clock the
+// metrics count with, and an active key whose retirement is due.
 func (f *fakeStore) ActiveKeys(context.Context) ([]storage.Key, error) {
-	return make([]storage.Key, 2), nil
+	now := time.Now()
+	hour := time.Hour
+	return []storage.Key{
+		{KID: "pending", Active: true, ActivatesAt: now.Add(hour)},
+		{KID: "current", Active: true, ActivatesAt: now.Add(-hour)},
+		{KID: "current-2", Active: true, ActivatesAt: now.Add(-hour), SupersededAt: now.Add(hour)},
+		{KID: "previous", Active: true, ActivatesAt: now.Add(-2 * hour), SupersededAt: now.Add(-hour), RetireAt: now.Add(hour)},
+		{KID: "retire-due", Active: true, ActivatesAt: now.Add(-2 * hour), SupersededAt: now.Add(-hour), RetireAt: now.Add(-time.Minute)},
+	}, nil
 }
 
-func (f *fakeStore) KeyIDs(context.Context) ([]string, error) { return []string{"a", "b", "c"}, nil }
+func (f *fakeStore) KeyIDs(context.Context) ([]string, error) {
+	return []string{"pending", "current", "current-2", "previous", "retire-due", "retired"}, nil
+}
 
 func (f *fakeStore) Listen(context.Context, func()) { f.listened = true }
 
@@ -248,8 +264,10 @@ func TestInstrumentStore(t *testing.T) {
 	m.WatchKeys(store, slog.New(slog.DiscardHandler))
 	wantSeries(t, scrape(t, m),
 		`ltikeys_storage_errors_total{op="get_key"} 2`,
-		`ltikeys_keys{state="active"} 2`,
-		`ltikeys_keys{state="retired"} 1`)
+		`ltikeys_keys{state="pending"} 1`,
+		`ltikeys_keys{state="current"} 2`,
+		`ltikeys_keys{state="previous"} 1`,
+		`ltikeys_keys{state="retired"} 2`)
 
 	l, ok := store.(interface{ Listen(context.Context, func()) })
 	if !ok {
@@ -262,4 +280,164 @@ func TestInstrumentStore(t *testing.T) {
 	if _, ok := server.InstrumentStore(&struct{ storage.Store }{fake}, m).(interface{ Listen(context.Context, func()) }); ok {
 		t.Error("the instrumented store claims a Listen the backend lacks")
 	}
+}
+
+// failingStore fails every call with a database error.
+type failingStore struct{}
+
+var errDatabase = errors.New("connection reset")
+
+func (failingStore) CreateRegistration(context.Context, storage.Registration, storage.Key) (storage.Registration, storage.Key, error) {
+	return storage.Registration{}, storage.Key{}, errDatabase
+}
+func (failingStore) GetRegistration(context.Context, string) (storage.Registration, error) {
+	return storage.Registration{}, errDatabase
+}
+func (failingStore) GetRegistrationByIssuerClient(context.Context, string, string) (storage.Registration, error) {
+	return storage.Registration{}, errDatabase
+}
+func (failingStore) GetKey(context.Context, string) (storage.Key, error) {
+	return storage.Key{}, errDatabase
+}
+func (failingStore) RotateKey(context.Context, string, storage.Key) (storage.Registration, storage.Key, storage.Key, error) {
+	return storage.Registration{}, storage.Key{}, storage.Key{}, errDatabase
+}
+func (failingStore) Rotate(context.Context, string, storage.Key, storage.RotateOptions) (storage.Rotation, error) {
+	return storage.Rotation{}, errDatabase
+}
+func (failingStore) RetireKey(context.Context, string) (storage.Key, error) {
+	return storage.Key{}, errDatabase
+}
+func (failingStore) ApplyTransitions(context.Context) (int, error) { return 0, errDatabase }
+func (failingStore) ListRegistrations(context.Context, storage.RegistrationQuery) ([]storage.Registration, error) {
+	return nil, errDatabase
+}
+func (failingStore) UpdateRegistration(context.Context, string, func(storage.Registration) (storage.Registration, error)) (storage.Registration, error) {
+	return storage.Registration{}, errDatabase
+}
+func (failingStore) DeleteRegistration(context.Context, string) ([]storage.Key, error) {
+	return nil, errDatabase
+}
+func (failingStore) ListKeys(context.Context, storage.KeyQuery) ([]storage.Key, error) {
+	return nil, errDatabase
+}
+func (failingStore) ActiveKeys(context.Context) ([]storage.Key, error) { return nil, errDatabase }
+func (failingStore) KeyIDs(context.Context) ([]string, error)          { return nil, errDatabase }
+func (failingStore) UpdatePrivateKey(context.Context, string, func([]byte) ([]byte, bool, error)) error {
+	return errDatabase
+}
+func (failingStore) Version(context.Context) (int64, error) { return 0, errDatabase }
+func (failingStore) Close() error                           { return nil }
+
+// storageErrors sums ltikeys_storage_errors_total over its ops.
+func storageErrors(t *testing.T, m *server.Metrics) float64 {
+	t.Helper()
+	var sum float64
+	for _, line := range strings.Split(scrape(t, m), "\n") {
+		if !strings.HasPrefix(line, "ltikeys_storage_errors_total{") {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		sum += v
+	}
+	return sum
+}
+
+// TestInstrumentStoreCountsEveryMethod calls every storage.Store method
+// but Close through InstrumentStore on a store where each fails, and
+// checks that each failure is counted: a method added to the interface
+// without a wrapper fails this test.
+func TestInstrumentStoreCountsEveryMethod(t *testing.T) {
+	m := server.NewMetrics()
+	store := reflect.ValueOf(server.InstrumentStore(failingStore{}, m))
+	iface := reflect.TypeFor[storage.Store]()
+	ctxType := reflect.TypeFor[context.Context]()
+	for i := range iface.NumMethod() {
+		method := iface.Method(i)
+		if method.Name == "Close" {
+			continue
+		}
+		fn := store.MethodByName(method.Name)
+		args := make([]reflect.Value, fn.Type().NumIn())
+		for j := range args {
+			if in := fn.Type().In(j); in == ctxType {
+				args[j] = reflect.ValueOf(context.Background())
+			} else {
+				args[j] = reflect.Zero(in)
+			}
+		}
+		before := storageErrors(t, m)
+		fn.Call(args)
+		if after := storageErrors(t, m); after != before+1 {
+			t.Errorf("a failed %s is not counted in ltikeys_storage_errors_total", method.Name)
+		}
+	}
+}
+
+func TestKeyPoolMetrics(t *testing.T) {
+	m := server.NewMetrics()
+	pool := server.NewKeyPool(1, 2048)
+	m.WatchKeyPool(pool)
+	wantSeries(t, scrape(t, m), `ltikeys_key_pool_keys{bits="2048"} 0`)
+	if err := pool.Fill(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	wantSeries(t, scrape(t, m), `ltikeys_key_pool_keys{bits="2048"} 1`)
+	if _, ok := pool.Take(2048); !ok {
+		t.Fatal("the filled pool had no key")
+	}
+	wantSeries(t, scrape(t, m), `ltikeys_key_pool_keys{bits="2048"} 0`)
+
+	var nilMetrics *server.Metrics
+	nilMetrics.WatchKeyPool(pool)
+	m.WatchKeyPool(nil)
+}
+
+// TestKeyCacheMetrics checks that the signing-key cache reports its misses
+// and hits: the first lookup of a registration misses, the next hits, and
+// a change makes the next lookup miss again.
+func TestKeyCacheMetrics(t *testing.T) {
+	ctx := context.Background()
+	store, err := storage.Open(ctx, storagetest.SQLiteURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	jwks := server.NewJWKSCache(store)
+	if err := jwks.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m := server.NewMetrics()
+	keys, err := server.NewKeyService(server.KeyServiceConfig{Store: store, Keyring: testKeyring, KeyBits: 2048, JWKS: jwks, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := keys.CreateRegistration(ctx, validCreate("metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.GetRegistration().GetId()
+	sign := func() {
+		t.Helper()
+		if _, err := keys.SignJwt(ctx, &ltikeysv1.SignJwtRequest{
+			Lookup:     &ltikeysv1.SignJwtRequest_RegistrationId{RegistrationId: id},
+			ClaimsJson: `{"sub":"x"}`,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sign()
+	sign()
+	sign()
+	wantSeries(t, scrape(t, m),
+		`ltikeys_cache_lookups_total{cache="keys",result="miss"} 1`,
+		`ltikeys_cache_lookups_total{cache="keys",result="hit"} 2`)
+	if _, err := keys.RotateKey(ctx, &ltikeysv1.RotateKeyRequest{RegistrationId: id}); err != nil {
+		t.Fatal(err)
+	}
+	sign()
+	wantSeries(t, scrape(t, m), `ltikeys_cache_lookups_total{cache="keys",result="miss"} 2`)
 }

@@ -255,8 +255,13 @@ func TestCLIEndToEnd(t *testing.T) {
 		`grpc_server_handling_seconds_bucket{`,
 		`ltikeys_jwks_requests_total{code="200"} 2`,
 		`ltikeys_jwks_requests_total{code="304"} 0`,
-		`ltikeys_keys{state="active"} 2`,
+		`ltikeys_keys{state="current"} 2`,
+		`ltikeys_keys{state="pending"} 0`,
+		`ltikeys_keys{state="previous"} 0`,
 		`ltikeys_keys{state="retired"} 1`,
+		`ltikeys_key_pool_keys{bits="2048"} `,
+		`ltikeys_cache_lookups_total{cache="keys",result="miss"} `,
+		`ltikeys_cache_lookups_total{cache="keys",result="hit"} `,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -205,6 +205,7 @@ func serve(ctx context.Context, o *serveOptions) error {
 		var pool *server.KeyPool
 		if o.keyPoolSize > 0 {
 			pool = server.NewKeyPool(o.keyPoolSize, o.keyBits)
+			metrics.WatchKeyPool(pool)
 			poolDone := make(chan struct{})
 			go func() {
 				defer close(poolDone)
@@ -220,6 +221,7 @@ func serve(ctx context.Context, o *serveOptions) error {
 			KeyCacheSize: keyCacheSize(o.keyCacheSize),
 			JWKSMaxAge:   o.jwksMaxAge,
 			KeyPool:      pool,
+			Metrics:      metrics,
 			Log:          log.With("component", "keys"),
 
 			DisableKeyExport: o.disableExport,
