@@ -160,19 +160,23 @@ func (o *clientOptions) bearerToken() (string, error) {
 
 func (c *client) Close() error { return c.conn.Close() }
 
-// call runs one RPC with the deadline, the credentials and a header
-// receiver, and turns a failure into an error that names the gRPC code, the
-// message and the request id the server logged it under.
-func (c *client) call(ctx context.Context, rpc func(ctx context.Context, opts ...grpc.CallOption) error) error {
+// keysMethod is a KeyService method as its method expression gives it,
+// e.g. ltikeysv1.KeyServiceClient.GetRegistration.
+type keysMethod[Req, Resp any] func(ltikeysv1.KeyServiceClient, context.Context, Req, ...grpc.CallOption) (Resp, error)
+
+// callKeys makes one KeyService call with the deadline, the credentials and
+// a header receiver, and turns a failure into an error that names the gRPC
+// code, the message and the request id the server logged it under.
+func callKeys[Req, Resp any](ctx context.Context, c *client, method keysMethod[Req, Resp], req Req) (Resp, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.timeout)
 	defer cancel()
 	if c.auth != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", c.auth)
 	}
 	var header metadata.MD
-	err := rpc(ctx, grpc.Header(&header))
+	resp, err := method(ltikeysv1.NewKeyServiceClient(c.conn), ctx, req, grpc.Header(&header))
 	if err == nil {
-		return nil
+		return resp, nil
 	}
 	st := status.Convert(err)
 	msg := fmt.Sprintf("%s: %s", rpccode.Code(st.Code()).String(), st.Message())
@@ -186,11 +190,22 @@ func (c *client) call(ctx context.Context, rpc func(ctx context.Context, opts ..
 	if st.Code() == codes.Unauthenticated && c.auth == "" {
 		msg += fmt.Sprintf("\nno token was sent: set %s or --token, or run in the directory of a local 'ltikeys serve' (--data-dir)", tokenEnv)
 	}
-	return exitError{code: 1, err: errors.New(msg)}
+	return resp, exitError{code: 1, err: errors.New(msg)}
 }
 
-func (c *client) keys() ltikeysv1.KeyServiceClient {
-	return ltikeysv1.NewKeyServiceClient(c.conn)
+// unary dials --server, makes one KeyService call and prints its response
+// as print does, rows giving the table.
+func unary[Req any, Resp proto.Message](cmd *cobra.Command, o *clientOptions, method keysMethod[Req, Resp], req Req, rows func(Resp) [][2]string) error {
+	c, err := o.dial(cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	resp, err := callKeys(cmd.Context(), c, method, req)
+	if err != nil {
+		return err
+	}
+	return o.print(cmd.OutOrStdout(), resp, func() [][2]string { return rows(resp) })
 }
 
 // print writes a response: as protobuf JSON with -o json, else as the

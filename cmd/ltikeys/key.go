@@ -78,19 +78,7 @@ still unpublishes a previous key at once.
 			if cmd.Flags().Changed("retire-previous-after") {
 				req.RetirePreviousAfter = durationpb.New(retirePreviousAfter)
 			}
-			c, err := o.dial(cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			var resp *ltikeysv1.RotateKeyResponse
-			if err := c.call(cmd.Context(), func(ctx context.Context, opts ...grpc.CallOption) (err error) {
-				resp, err = c.keys().RotateKey(ctx, &req, opts...)
-				return err
-			}); err != nil {
-				return err
-			}
-			return o.print(cmd.OutOrStdout(), resp, func() [][2]string {
+			return unary(cmd, o, ltikeysv1.KeyServiceClient.RotateKey, &req, func(resp *ltikeysv1.RotateKeyResponse) [][2]string {
 				rows := [][2]string{{"REGISTRATION ID", resp.GetRegistration().GetId()}}
 				rows = append(rows, keyRows("NEW ", resp.GetNewKey())...)
 				rows = append(rows, keyRows("PREVIOUS ", resp.GetPreviousKey())...)
@@ -159,11 +147,8 @@ it was listed with.
 			all := &ltikeysv1.ListKeysResponse{}
 			err = page.pages(func(token string) (string, error) {
 				req.PageSize, req.PageToken = page.size, token
-				var resp *ltikeysv1.ListKeysResponse
-				if err := c.call(cmd.Context(), func(ctx context.Context, opts ...grpc.CallOption) (err error) {
-					resp, err = c.keys().ListKeys(ctx, &req, opts...)
-					return err
-				}); err != nil {
+				resp, err := callKeys(cmd.Context(), c, ltikeysv1.KeyServiceClient.ListKeys, &req)
+				if err != nil {
 					return "", err
 				}
 				all.Keys = append(all.Keys, resp.GetKeys()...)
@@ -199,19 +184,7 @@ retired (FAILED_PRECONDITION): rotate the registration first.
 		Example: `  ltikeys key retire --kid 3qA0b1c2d3e4f5g6h7i8j9k0l1m2n3o4p5q6r7s8t9u`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := o.dial(cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			var resp *ltikeysv1.RetireKeyResponse
-			if err := c.call(cmd.Context(), func(ctx context.Context, opts ...grpc.CallOption) (err error) {
-				resp, err = c.keys().RetireKey(ctx, &req, opts...)
-				return err
-			}); err != nil {
-				return err
-			}
-			return o.print(cmd.OutOrStdout(), resp, func() [][2]string {
+			return unary(cmd, o, ltikeysv1.KeyServiceClient.RetireKey, &req, func(resp *ltikeysv1.RetireKeyResponse) [][2]string {
 				return append([][2]string{{"REGISTRATION ID", resp.GetKey().GetRegistrationId()}}, keyRows("", resp.GetKey())...)
 			})
 		},
@@ -278,20 +251,15 @@ should prefer signing through the service.
 			} else {
 				req.Lookup = &ltikeysv1.GetToolKeyRequest_IssuerClient{IssuerClient: &ltikeysv1.IssuerClient{Issuer: lookup.issuer, ClientId: lookup.clientID}}
 			}
-			c, err := o.dial(cmd.ErrOrStderr())
-			if err != nil {
-				return err
+			// The warning goes out once the key has come, before it is printed.
+			getToolKey := func(keys ltikeysv1.KeyServiceClient, ctx context.Context, req *ltikeysv1.GetToolKeyRequest, opts ...grpc.CallOption) (*ltikeysv1.GetToolKeyResponse, error) {
+				resp, err := keys.GetToolKey(ctx, req, opts...)
+				if err == nil {
+					fmt.Fprintln(cmd.ErrOrStderr(), "ltikeys: warning: the output holds a private key: anyone who has it can sign as the tool")
+				}
+				return resp, err
 			}
-			defer c.Close()
-			var resp *ltikeysv1.GetToolKeyResponse
-			if err := c.call(cmd.Context(), func(ctx context.Context, opts ...grpc.CallOption) (err error) {
-				resp, err = c.keys().GetToolKey(ctx, req, opts...)
-				return err
-			}); err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.ErrOrStderr(), "ltikeys: warning: the output holds a private key: anyone who has it can sign as the tool")
-			return o.print(cmd.OutOrStdout(), resp, func() [][2]string {
+			return unary(cmd, o, getToolKey, req, func(resp *ltikeysv1.GetToolKeyResponse) [][2]string {
 				return [][2]string{
 					{"REGISTRATION ID", resp.GetRegistration().GetId()},
 					{"ISSUER", resp.GetRegistration().GetIssuer()},

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
@@ -53,19 +51,7 @@ registered already.
     --token-endpoint https://sso.canvaslms.com/login/oauth2/token`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := o.dial(cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			var resp *ltikeysv1.CreateRegistrationResponse
-			if err := c.call(cmd.Context(), func(ctx context.Context, opts ...grpc.CallOption) (err error) {
-				resp, err = c.keys().CreateRegistration(ctx, &req, opts...)
-				return err
-			}); err != nil {
-				return err
-			}
-			return o.print(cmd.OutOrStdout(), resp, func() [][2]string {
+			return unary(cmd, o, ltikeysv1.KeyServiceClient.CreateRegistration, &req, func(resp *ltikeysv1.CreateRegistrationResponse) [][2]string {
 				return append(registrationRows(resp.GetRegistration()), keyRows("KEY ", resp.GetKey())...)
 			})
 		},
@@ -97,19 +83,7 @@ NOT_FOUND.
   ltikeys registration get --registration-id 0199b7f0-5a8e-7c4e-9d1a-3f2b6c8d9e01 -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := o.dial(cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			var resp *ltikeysv1.GetRegistrationResponse
-			if err := c.call(cmd.Context(), func(ctx context.Context, opts ...grpc.CallOption) (err error) {
-				resp, err = c.keys().GetRegistration(ctx, &req, opts...)
-				return err
-			}); err != nil {
-				return err
-			}
-			return o.print(cmd.OutOrStdout(), resp, func() [][2]string {
+			return unary(cmd, o, ltikeysv1.KeyServiceClient.GetRegistration, &req, func(resp *ltikeysv1.GetRegistrationResponse) [][2]string {
 				return registrationRows(resp.GetRegistration())
 			})
 		},
@@ -149,11 +123,8 @@ with.
 			all := &ltikeysv1.ListRegistrationsResponse{}
 			err = page.pages(func(token string) (string, error) {
 				req := &ltikeysv1.ListRegistrationsRequest{Issuer: issuer, PageSize: page.size, PageToken: token}
-				var resp *ltikeysv1.ListRegistrationsResponse
-				if err := c.call(cmd.Context(), func(ctx context.Context, opts ...grpc.CallOption) (err error) {
-					resp, err = c.keys().ListRegistrations(ctx, req, opts...)
-					return err
-				}); err != nil {
+				resp, err := callKeys(cmd.Context(), c, ltikeysv1.KeyServiceClient.ListRegistrations, req)
+				if err != nil {
 					return "", err
 				}
 				all.Registrations = append(all.Registrations, resp.GetRegistrations()...)
@@ -215,20 +186,8 @@ the registration as updated.
 			if len(mask.Paths) == 0 {
 				return errors.New("give at least one of --auth-endpoint, --jwks-uri and --token-endpoint")
 			}
-			c, err := o.dial(cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
 			req := &ltikeysv1.UpdateRegistrationRequest{Registration: reg, UpdateMask: mask}
-			var resp *ltikeysv1.UpdateRegistrationResponse
-			if err := c.call(cmd.Context(), func(ctx context.Context, opts ...grpc.CallOption) (err error) {
-				resp, err = c.keys().UpdateRegistration(ctx, req, opts...)
-				return err
-			}); err != nil {
-				return err
-			}
-			return o.print(cmd.OutOrStdout(), resp, func() [][2]string {
+			return unary(cmd, o, ltikeysv1.KeyServiceClient.UpdateRegistration, req, func(resp *ltikeysv1.UpdateRegistrationResponse) [][2]string {
 				return registrationRows(resp.GetRegistration())
 			})
 		},
@@ -264,11 +223,8 @@ prints the keys it retired.
 				return err
 			}
 			defer c.Close()
-			var resp *ltikeysv1.DeleteRegistrationResponse
-			if err := c.call(cmd.Context(), func(ctx context.Context, opts ...grpc.CallOption) (err error) {
-				resp, err = c.keys().DeleteRegistration(ctx, &req, opts...)
-				return err
-			}); err != nil {
+			resp, err := callKeys(cmd.Context(), c, ltikeysv1.KeyServiceClient.DeleteRegistration, &req)
+			if err != nil {
 				return err
 			}
 			return o.printTable(cmd.OutOrStdout(), resp, keyListHeader, func() ([][]string, []string) {

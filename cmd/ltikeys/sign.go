@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -9,7 +8,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
@@ -69,19 +67,7 @@ and the claims must not hold either.
 			if expiresIn != 0 {
 				req.ExpiresIn = durationpb.New(expiresIn)
 			}
-			c, err := o.dial(cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			var resp *ltikeysv1.SignJwtResponse
-			if err := c.call(cmd.Context(), func(ctx context.Context, opts ...grpc.CallOption) (err error) {
-				resp, err = c.keys().SignJwt(ctx, req, opts...)
-				return err
-			}); err != nil {
-				return err
-			}
-			return o.print(cmd.OutOrStdout(), resp, func() [][2]string {
+			return unary(cmd, o, ltikeysv1.KeyServiceClient.SignJwt, req, func(resp *ltikeysv1.SignJwtResponse) [][2]string {
 				return [][2]string{{"KID", resp.GetKid()}, {"JWT", resp.GetJwt()}}
 			})
 		},
@@ -126,19 +112,7 @@ urn:ietf:params:oauth:client-assertion-type:jwt-bearer.
 			if expiresIn != 0 {
 				req.ExpiresIn = durationpb.New(expiresIn)
 			}
-			c, err := o.dial(cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			var resp *ltikeysv1.CreateClientAssertionResponse
-			if err := c.call(cmd.Context(), func(ctx context.Context, opts ...grpc.CallOption) (err error) {
-				resp, err = c.keys().CreateClientAssertion(ctx, req, opts...)
-				return err
-			}); err != nil {
-				return err
-			}
-			return o.print(cmd.OutOrStdout(), resp, func() [][2]string {
+			return unary(cmd, o, ltikeysv1.KeyServiceClient.CreateClientAssertion, req, func(resp *ltikeysv1.CreateClientAssertionResponse) [][2]string {
 				return [][2]string{
 					{"KID", resp.GetKid()},
 					{"EXPIRES", formatTime(resp.GetExpireTime().AsTime(), resp.GetExpireTime() != nil)},
