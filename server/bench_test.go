@@ -103,7 +103,8 @@ func BenchmarkJWKSRebuild(b *testing.B) {
 }
 
 // BenchmarkJWKSHandler serves the 3-key document in process, through the
-// whole public handler and through a bare handler writing the same bytes.
+// whole public handler and through a bare handler writing the same bytes,
+// and answers a matching If-None-Match through the whole handler.
 func BenchmarkJWKSHandler(b *testing.B) {
 	store := &memStore{keys: syntheticKeys(b, 3)}
 	cache := server.NewJWKSCache(store)
@@ -120,14 +121,29 @@ func BenchmarkJWKSHandler(b *testing.B) {
 		w.Header().Set("Content-Length", strconv.Itoa(len(doc)))
 		w.Write(doc)
 	})
-	for name, h := range map[string]http.Handler{"bare": bare, "gateway": gw} {
-		b.Run(name, func(b *testing.B) {
+	rec := httptest.NewRecorder()
+	gw.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, server.JWKSPath, nil))
+	etag := rec.Header().Get("ETag")
+	for _, c := range []struct {
+		name        string
+		h           http.Handler
+		ifNoneMatch string
+		want        int
+	}{
+		{"bare", bare, "", http.StatusOK},
+		{"gateway", gw, "", http.StatusOK},
+		{"gateway-304", gw, etag, http.StatusNotModified},
+	} {
+		b.Run(c.name, func(b *testing.B) {
 			req := httptest.NewRequest(http.MethodGet, server.JWKSPath, nil)
+			if c.ifNoneMatch != "" {
+				req.Header.Set("If-None-Match", c.ifNoneMatch)
+			}
 			b.ReportAllocs()
 			for b.Loop() {
 				rec := httptest.NewRecorder()
-				h.ServeHTTP(rec, req)
-				if rec.Code != http.StatusOK {
+				c.h.ServeHTTP(rec, req)
+				if rec.Code != c.want {
 					b.Fatal(rec.Code)
 				}
 			}

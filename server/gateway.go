@@ -60,22 +60,11 @@ func NewHTTPHandler(ctx context.Context, jwks ltikeysv1.JwksServiceServer, ready
 	if err := ltikeysv1.RegisterJwksServiceHandlerServer(ctx, gw, jwks); err != nil {
 		return nil, err
 	}
-	// A GET pattern also matches HEAD; the gateway routes only GET, so HEAD
-	// is served as GET and the server drops the body.
-	viaGateway := func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodHead {
-			r = r.Clone(r.Context())
-			r.Method = http.MethodGet
-		}
-		gw.ServeHTTP(w, r)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+JWKSPath, viaGateway)
-	mux.HandleFunc("GET "+RegistrationJWKSPath, viaGateway)
-	mux.HandleFunc("GET "+HealthzPath, func(w http.ResponseWriter, _ *http.Request) {
+	health := http.NewServeMux()
+	health.HandleFunc("GET "+HealthzPath, func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "ok\n")
 	})
-	mux.HandleFunc("GET "+ReadyzPath, func(w http.ResponseWriter, r *http.Request) {
+	health.HandleFunc("GET "+ReadyzPath, func(w http.ResponseWriter, r *http.Request) {
 		if ready != nil {
 			if err := ready(r.Context()); errors.Is(err, ErrStale) {
 				writeText(w, http.StatusServiceUnavailable, "degraded\n")
@@ -87,7 +76,7 @@ func NewHTTPHandler(ctx context.Context, jwks ltikeysv1.JwksServiceServer, ready
 		}
 		writeText(w, http.StatusOK, "ok\n")
 	})
-	return exactPaths(mux, JWKSPath, HealthzPath, ReadyzPath), nil
+	return exactPaths(gw, health), nil
 }
 
 // incomingJWKSHeader passes the two request headers JwksService reads, and
@@ -102,18 +91,21 @@ func incomingJWKSHeader(key string) (string, bool) {
 	return "", false
 }
 
-// outgoingJWKSHeaders maps JwksService's response metadata to headers.
-var outgoingJWKSHeaders = map[string]string{
-	mdETag:            "ETag",
-	mdCacheControl:    "Cache-Control",
-	mdVary:            "Vary",
-	mdContentEncoding: "Content-Encoding",
-	mdContentLength:   "Content-Length",
-}
-
+// outgoingJWKSHeader maps JwksService's response metadata to headers.
 func outgoingJWKSHeader(key string) (string, bool) {
-	h, ok := outgoingJWKSHeaders[key]
-	return h, ok
+	switch key {
+	case mdETag:
+		return "ETag", true
+	case mdCacheControl:
+		return "Cache-Control", true
+	case mdVary:
+		return "Vary", true
+	case mdContentEncoding:
+		return "Content-Encoding", true
+	case mdContentLength:
+		return "Content-Length", true
+	}
+	return "", false
 }
 
 // forwardJWKSStatus writes the not-modified status JwksService asks for;
@@ -127,21 +119,35 @@ func forwardJWKSStatus(ctx context.Context, w http.ResponseWriter, _ proto.Messa
 	return nil
 }
 
-// exactPaths passes to next only requests whose path is exactly one of
-// paths, or a registration's JWKS path, with nothing escaped, and answers
-// 404 to every other request, so next never cleans, unescapes or redirects
-// a path.
-func exactPaths(next http.Handler, paths ...string) http.Handler {
-	allowed := make(map[string]bool, len(paths))
-	for _, p := range paths {
-		allowed[p] = true
-	}
+// exactPaths routes by exact path, with nothing escaped: GET and HEAD of
+// JWKSPath and of a registration's JWKS path to gw, HealthzPath and
+// ReadyzPath to health, 405 for other methods on the JWKS paths, and 404 to
+// every other request, so neither handler ever cleans, unescapes or
+// redirects a path. Each path is checked once.
+func exactPaths(gw, health http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.RawPath != "" || !(allowed[r.URL.Path] || isRegistrationJWKSPath(r.URL.Path)) {
+		switch p := r.URL.Path; {
+		case r.URL.RawPath != "":
 			http.NotFound(w, r)
-			return
+		case p == JWKSPath || isRegistrationJWKSPath(p):
+			switch r.Method {
+			case http.MethodGet:
+				gw.ServeHTTP(w, r)
+			case http.MethodHead:
+				// The gateway routes only GET, so HEAD is served as GET
+				// and the server drops the body.
+				r = r.WithContext(r.Context()) // a shallow copy
+				r.Method = http.MethodGet
+				gw.ServeHTTP(w, r)
+			default:
+				w.Header().Set("Allow", "GET, HEAD")
+				http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+			}
+		case p == HealthzPath || p == ReadyzPath:
+			health.ServeHTTP(w, r)
+		default:
+			http.NotFound(w, r)
 		}
-		next.ServeHTTP(w, r)
 	})
 }
 

@@ -69,14 +69,68 @@ type jwksSnapshot struct {
 }
 
 // jwksDoc is one serialized JWK Set and its gzip-compressed copy, each with
-// a strong ETag: the quoted, base64url SHA-256 (first 128 bits) of its bytes.
+// a strong ETag: the quoted, base64url SHA-256 (first 128 bits) of its bytes,
+// and the response metadata of each, built on first use.
 type jwksDoc struct {
 	body []byte
 	etag string
+	md   atomic.Pointer[jwksHeaders]
 
 	gzipOnce sync.Once
 	gz       []byte
 	gzETag   string
+	gzMD     atomic.Pointer[jwksHeaders]
+}
+
+// jwksHeaders is the response metadata of one representation of a document
+// under one Cache-Control value: for a 200 and for a 304. It is built once
+// and shared by every response; grpc.SetHeader copies what it is given (both
+// grpc-go's transport and the gateway's join it into their own MD), so it
+// is never modified.
+type jwksHeaders struct {
+	cacheControl string
+	ok           metadata.MD
+	notModified  metadata.MD
+}
+
+func newJWKSHeaders(cacheControl, etag, contentEncoding string, contentLength int) *jwksHeaders {
+	h := &jwksHeaders{
+		cacheControl: cacheControl,
+		ok: metadata.MD{
+			mdETag:          {etag},
+			mdCacheControl:  {cacheControl},
+			mdVary:          {"Accept-Encoding"},
+			mdContentLength: {strconv.Itoa(contentLength)},
+		},
+		notModified: metadata.MD{
+			mdETag:         {etag},
+			mdCacheControl: {cacheControl},
+			mdVary:         {"Accept-Encoding"},
+			mdStatus:       {"304"},
+		},
+	}
+	if contentEncoding != "" {
+		h.ok[mdContentEncoding] = []string{contentEncoding}
+	}
+	return h
+}
+
+// representation returns the bytes of the plain or gzip representation of
+// d and its response metadata under cacheControl. The metadata is kept for
+// the next call; one JwksService (one Cache-Control) serves a cache, so it
+// is rebuilt only if another service with another max-age shares it.
+func (d *jwksDoc) representation(gz bool, cacheControl string) ([]byte, *jwksHeaders) {
+	body, etag, enc, cached := d.body, d.etag, "", &d.md
+	if gz {
+		body, etag = d.gzipped()
+		enc, cached = "gzip", &d.gzMD
+	}
+	if h := cached.Load(); h != nil && h.cacheControl == cacheControl {
+		return body, h
+	}
+	h := newJWKSHeaders(cacheControl, etag, enc, len(body))
+	cached.Store(h)
+	return body, h
 }
 
 func newJWKSDoc(body []byte) *jwksDoc {
@@ -391,29 +445,15 @@ func (s *JwksService) GetRegistrationJwks(ctx context.Context, req *ltikeysv1.Ge
 // matching If-None-Match with an empty not-modified body, and sets the
 // caching headers.
 func (s *JwksService) respond(ctx context.Context, doc *jwksDoc) (*httpbody.HttpBody, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	body, etag := doc.body, doc.etag
-	gz := acceptsGzip(md[mdAcceptEncoding])
-	if gz {
-		body, etag = doc.gzipped()
-	}
-	out := metadata.MD{
-		mdETag:         {etag},
-		mdCacheControl: {s.cacheControl},
-		mdVary:         {"Accept-Encoding"},
-	}
-	if inm := md[mdIfNoneMatch]; len(inm) > 0 && notModified(inm, doc) {
-		out[mdStatus] = []string{"304"}
-		if err := grpc.SetHeader(ctx, out); err != nil {
+	gz := acceptsGzip(metadata.ValueFromIncomingContext(ctx, mdAcceptEncoding))
+	body, h := doc.representation(gz, s.cacheControl)
+	if inm := metadata.ValueFromIncomingContext(ctx, mdIfNoneMatch); len(inm) > 0 && notModified(inm, doc) {
+		if err := grpc.SetHeader(ctx, h.notModified); err != nil {
 			return nil, status.Error(codes.Internal, "internal error")
 		}
 		return &httpbody.HttpBody{ContentType: "application/json"}, nil
 	}
-	if gz {
-		out[mdContentEncoding] = []string{"gzip"}
-	}
-	out[mdContentLength] = []string{strconv.Itoa(len(body))}
-	if err := grpc.SetHeader(ctx, out); err != nil {
+	if err := grpc.SetHeader(ctx, h.ok); err != nil {
 		return nil, status.Error(codes.Internal, "internal error")
 	}
 	return &httpbody.HttpBody{ContentType: "application/json", Data: body}, nil
