@@ -76,19 +76,11 @@ func run(duration time.Duration, rounds, conns int) error {
 	// halves only: serving never opens a private key).
 	var regID, issuer, clientID string
 	for _, n := range []int{3, 1000} {
-		store, err := storage.Open(ctx, "sqlite://"+filepath.Join(dir, fmt.Sprintf("jwks-%d.db", n))+"?_pragma=synchronous(OFF)")
+		store, jwks, keys, err := openService(ctx, "sqlite://"+filepath.Join(dir, fmt.Sprintf("jwks-%d.db", n))+"?_pragma=synchronous(OFF)", keyring)
 		if err != nil {
 			return err
 		}
 		defer store.Close()
-		jwks := server.NewJWKSCache(store)
-		if err := jwks.Refresh(ctx); err != nil {
-			return err
-		}
-		keys, err := server.NewKeyService(server.KeyServiceConfig{Store: store, Keyring: keyring, KeyBits: 2048, JWKS: jwks})
-		if err != nil {
-			return err
-		}
 		if n == 3 {
 			for i := range 3 {
 				resp, err := keys.CreateRegistration(ctx, &ltikeysv1.CreateRegistrationRequest{
@@ -182,20 +174,32 @@ func insertSyntheticKeys(ctx context.Context, store storage.Store, n int) error 
 	return nil
 }
 
+// openService opens the store at databaseURL with a loaded JWKS cache and a
+// KeyService over both. The caller closes the store.
+func openService(ctx context.Context, databaseURL string, keyring *crypto.Keyring) (storage.Store, *server.JWKSCache, *server.KeyService, error) {
+	store, err := storage.Open(ctx, databaseURL)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	jwks := server.NewJWKSCache(store)
+	if err := jwks.Refresh(ctx); err != nil {
+		store.Close()
+		return nil, nil, nil, err
+	}
+	keys, err := server.NewKeyService(server.KeyServiceConfig{Store: store, Keyring: keyring, KeyBits: 2048, JWKS: jwks})
+	if err != nil {
+		store.Close()
+		return nil, nil, nil, err
+	}
+	return store, jwks, keys, nil
+}
+
 func compareGetToolKey(ctx context.Context, dir string, keyring *crypto.Keyring, conns, rounds int, duration time.Duration, regID, issuer, clientID string) error {
-	store, err := storage.Open(ctx, "sqlite://"+filepath.Join(dir, "jwks-3.db"))
+	store, _, keys, err := openService(ctx, "sqlite://"+filepath.Join(dir, "jwks-3.db"), keyring)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	jwks := server.NewJWKSCache(store)
-	if err := jwks.Refresh(ctx); err != nil {
-		return err
-	}
-	keys, err := server.NewKeyService(server.KeyServiceConfig{Store: store, Keyring: keyring, KeyBits: 2048, JWKS: jwks})
-	if err != nil {
-		return err
-	}
 	token, err := server.GenerateToken()
 	if err != nil {
 		return err
