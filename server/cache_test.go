@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"sync"
@@ -20,10 +19,8 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
 	"github.com/ltikeys/ltikeys/server"
@@ -41,7 +38,6 @@ const replicaDeadline = 2 * time.Second
 type replica struct {
 	*testEnv
 	statements *atomic.Int64
-	jwksClient ltikeysv1.JwksServiceClient
 }
 
 // startReplica starts a server on databaseURL. With refresh > 0 it runs
@@ -49,60 +45,22 @@ type replica struct {
 // until the test ends.
 func startReplica(t *testing.T, databaseURL string, refresh time.Duration) *replica {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
 	var statements atomic.Int64
-	store, err := storage.Open(ctx, databaseURL, storage.WithStatementHook(func(context.Context) { statements.Add(1) }))
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	jwks := server.NewJWKSCache(store)
-	if err := jwks.Refresh(ctx); err != nil {
-		t.Fatalf("jwks refresh: %v", err)
-	}
-	keys, err := server.NewKeyService(server.KeyServiceConfig{Store: store, Keyring: testKeyring, KeyBits: 2048, JWKS: jwks})
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwksService := server.NewJwksService(jwks, server.WithMaxAge(90*time.Second))
-
-	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer()
-	ltikeysv1.RegisterKeyServiceServer(srv, keys)
-	ltikeysv1.RegisterJwksServiceServer(srv, jwksService)
-	go srv.Serve(lis)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	handler, err := server.NewHTTPHandler(ctx, jwksService, jwks.Ready)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(handler)
-
-	var running sync.WaitGroup
-	if refresh > 0 {
-		running.Go(func() { jwks.Run(ctx, refresh, slog.New(slog.DiscardHandler)) })
-	}
-	t.Cleanup(func() {
-		cancel()
-		running.Wait()
-		hs.Close()
-		conn.Close()
-		srv.Stop()
-		store.Close()
+	env, _ := startEnv(t, databaseURL, envOptions{
+		store: []storage.Option{storage.WithStatementHook(func(context.Context) { statements.Add(1) })},
+		jwks:  []server.JwksOption{server.WithMaxAge(90 * time.Second)},
 	})
-	return &replica{
-		testEnv: &testEnv{
-			url: databaseURL, store: store, keyring: testKeyring,
-			keys: ltikeysv1.NewKeyServiceClient(conn), jwks: jwks, http: hs,
-		},
-		statements: &statements,
-		jwksClient: ltikeysv1.NewJwksServiceClient(conn),
+	if refresh > 0 {
+		// Registered after startEnv's clean-ups, so it stops first.
+		ctx, cancel := context.WithCancel(context.Background())
+		var running sync.WaitGroup
+		running.Go(func() { env.jwks.Run(ctx, refresh, slog.New(slog.DiscardHandler)) })
+		t.Cleanup(func() {
+			cancel()
+			running.Wait()
+		})
 	}
+	return &replica{testEnv: env, statements: &statements}
 }
 
 // get fetches path from the replica's public listener with headers, without

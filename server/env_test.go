@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"cmp"
 	"context"
 	"net"
 	"net/http/httptest"
@@ -44,7 +45,9 @@ type testEnv struct {
 	store   storage.Store
 	keyring *crypto.Keyring
 	keys    ltikeysv1.KeyServiceClient
-	jwks    *server.JWKSCache
+	// jwksClient calls JwksService over gRPC, on the same connection.
+	jwksClient ltikeysv1.JwksServiceClient
+	jwks       *server.JWKSCache
 	// http is the public HTTP listener.
 	http *httptest.Server
 }
@@ -66,27 +69,54 @@ var testKeyring = func() *crypto.Keyring {
 // and opens private keys with keyring.
 func newTestEnvWith(t testing.TB, databaseURL string, keyring *crypto.Keyring) *testEnv {
 	t.Helper()
+	env, _ := startEnv(t, databaseURL, envOptions{keyring: keyring})
+	return env
+}
+
+// envOptions varies the server startEnv runs; the zero value is the server
+// every forEachBackend test gets.
+type envOptions struct {
+	// keyring seals and opens private keys; testKeyring if nil.
+	keyring *crypto.Keyring
+	store   []storage.Option
+	cache   []server.JWKSCacheOption
+	jwks    []server.JwksOption
+	// configure, if set, adjusts the KeyService's configuration.
+	configure func(*server.KeyServiceConfig)
+}
+
+// startEnv starts a server on the database at databaseURL: KeyService and
+// JwksService over an in-memory gRPC connection, and the public HTTP
+// handler. It returns the KeyService too, for tests that drive it directly.
+// Everything stops when the test ends.
+func startEnv(t testing.TB, databaseURL string, o envOptions) (*testEnv, *server.KeyService) {
+	t.Helper()
 	ctx := context.Background()
-	store, err := storage.Open(ctx, databaseURL)
+	keyring := cmp.Or(o.keyring, testKeyring)
+	store, err := storage.Open(ctx, databaseURL, o.store...)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
 	t.Cleanup(func() { store.Close() })
 
-	jwks := server.NewJWKSCache(store)
+	jwks := server.NewJWKSCache(store, o.cache...)
 	if err := jwks.Refresh(ctx); err != nil {
 		t.Fatalf("jwks refresh: %v", err)
 	}
-	keys, err := server.NewKeyService(server.KeyServiceConfig{
+	cfg := server.KeyServiceConfig{
 		Store:   store,
 		Keyring: keyring,
 		KeyBits: 2048,
 		JWKS:    jwks,
-	})
+	}
+	if o.configure != nil {
+		o.configure(&cfg)
+	}
+	keys, err := server.NewKeyService(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	jwksService := server.NewJwksService(jwks)
+	jwksService := server.NewJwksService(jwks, o.jwks...)
 
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer()
@@ -112,13 +142,14 @@ func newTestEnvWith(t testing.TB, databaseURL string, keyring *crypto.Keyring) *
 	t.Cleanup(hs.Close)
 
 	return &testEnv{
-		url:     databaseURL,
-		store:   store,
-		keyring: keyring,
-		keys:    ltikeysv1.NewKeyServiceClient(conn),
-		jwks:    jwks,
-		http:    hs,
-	}
+		url:        databaseURL,
+		store:      store,
+		keyring:    keyring,
+		keys:       ltikeysv1.NewKeyServiceClient(conn),
+		jwksClient: ltikeysv1.NewJwksServiceClient(conn),
+		jwks:       jwks,
+		http:       hs,
+	}, keys
 }
 
 // validCreate returns a valid request for a registration unique to suffix.

@@ -5,19 +5,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
@@ -38,46 +33,16 @@ type clockEnv struct {
 
 func newClockEnv(t *testing.T, databaseURL string) *clockEnv {
 	t.Helper()
-	ctx := context.Background()
 	clock := conformance.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-	store, err := storage.Open(ctx, databaseURL, storage.WithClock(clock.Now))
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() { store.Close() })
-	jwks := server.NewJWKSCache(store, server.WithCacheClock(clock.Now))
-	if err := jwks.Refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := server.NewKeyService(server.KeyServiceConfig{
-		Store: store, Keyring: testKeyring, KeyBits: 2048, JWKS: jwks, Now: clock.Now, JWKSMaxAge: time.Hour,
+	env, service := startEnv(t, databaseURL, envOptions{
+		store: []storage.Option{storage.WithClock(clock.Now)},
+		cache: []server.JWKSCacheOption{server.WithCacheClock(clock.Now)},
+		configure: func(c *server.KeyServiceConfig) {
+			c.Now = clock.Now
+			c.JWKSMaxAge = time.Hour
+		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer()
-	ltikeysv1.RegisterKeyServiceServer(srv, keys)
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	handler, err := server.NewHTTPHandler(ctx, server.NewJwksService(jwks), jwks.Ready)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(handler)
-	t.Cleanup(hs.Close)
-	return &clockEnv{
-		testEnv: &testEnv{url: databaseURL, store: store, keyring: testKeyring, keys: ltikeysv1.NewKeyServiceClient(conn), jwks: jwks, http: hs},
-		clock:   clock, service: keys,
-	}
+	return &clockEnv{testEnv: env, clock: clock, service: service}
 }
 
 func forEachBackendWithClock(t *testing.T, test func(t *testing.T, env *clockEnv)) {
