@@ -127,18 +127,27 @@ func (o *authOptions) transportCredentials() (credentials.TransportCredentials, 
 		Certificates: []tls.Certificate{cert},
 	}
 	if o.clientCA != "" {
-		pemCerts, err := os.ReadFile(o.clientCA)
+		pool, err := readCertPool("--client-ca", o.clientCA)
 		if err != nil {
-			return nil, fmt.Errorf("--client-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pemCerts) {
-			return nil, fmt.Errorf("--client-ca: %s holds no PEM certificate", o.clientCA)
+			return nil, err
 		}
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return credentials.NewTLS(cfg), nil
+}
+
+// readCertPool reads the PEM certificates of a CA file named by flag.
+func readCertPool(flag, path string) (*x509.CertPool, error) {
+	pemCerts, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemCerts) {
+		return nil, fmt.Errorf("%s: %s holds no PEM certificate", flag, path)
+	}
+	return pool, nil
 }
 
 // tokens returns the configured tokens, or nil when none are configured.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -116,13 +115,9 @@ func (o *clientOptions) credentials() (credentials.TransportCredentials, error) 
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: o.tlsServerName}
 	if o.tlsCA != "" {
-		pemCerts, err := os.ReadFile(o.tlsCA)
+		pool, err := readCertPool("--tls-ca", o.tlsCA)
 		if err != nil {
-			return nil, fmt.Errorf("--tls-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pemCerts) {
-			return nil, fmt.Errorf("--tls-ca: %s holds no PEM certificate", o.tlsCA)
+			return nil, err
 		}
 		cfg.RootCAs = pool
 	}
