@@ -206,7 +206,7 @@ func (s *KeyService) signingKey(ctx context.Context, method, id string, ic *ltik
 	if s.keys != nil {
 		s.metrics.CacheLookup(keyCacheName, false)
 	}
-	reg, err := s.lookup(ctx, method, id, ic, set)
+	reg, err := s.lookup(ctx, method, id, ic)
 	if err != nil {
 		return nil, err
 	}
@@ -347,12 +347,9 @@ func (s *KeyService) RetireKey(ctx context.Context, req *ltikeysv1.RetireKeyRequ
 	return &ltikeysv1.RetireKeyResponse{Key: keyProto(key, s.now())}, nil
 }
 
-// lookup resolves the registration a request names, by id or by issuer and
-// client_id; set tells whether the request's oneof was set at all.
-func (s *KeyService) lookup(ctx context.Context, method, id string, ic *ltikeysv1.IssuerClient, set bool) (storage.Registration, error) {
-	if err := validateLookup(id, ic, set); err != nil {
-		return storage.Registration{}, err
-	}
+// lookup resolves the registration a request names, by issuer and client_id
+// if ic is set, else by id. The caller has checked them with validateLookup.
+func (s *KeyService) lookup(ctx context.Context, method, id string, ic *ltikeysv1.IssuerClient) (storage.Registration, error) {
 	if ic != nil {
 		reg, err := s.store.GetRegistrationByIssuerClient(ctx, ic.GetIssuer(), ic.GetClientId())
 		if errors.Is(err, storage.ErrNotFound) {
