@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/protobuf/proto"
@@ -38,7 +39,10 @@ const RegistrationJWKSPath = "/registrations/{registration_id}/jwks.json"
 // JWKS responses carry the headers JwksService sets (ETag, Cache-Control,
 // Vary, Content-Encoding, Content-Length), and a matching If-None-Match is
 // answered 304 with no body. Only If-None-Match and Accept-Encoding reach
-// the service from the request; no other header is passed on.
+// the service from the request: no other header, nor the client's address,
+// is passed on. Between this handler and a JwksService these headers
+// travel in process (see httpExchange), not as gRPC metadata. jwks is
+// called without the request's cancellation: it answers from memory.
 //
 // Nothing else is served. Routing is by exact path: a path that is not
 // byte-for-byte /.well-known/jwks.json, /healthz, /readyz or
@@ -52,10 +56,12 @@ func NewHTTPHandler(ctx context.Context, jwks ltikeysv1.JwksServiceServer, ready
 	// HttpBody's bytes as they are with its content type.
 	gw := runtime.NewServeMux(
 		runtime.WithDisableHTTPMethodOverride(),
-		runtime.WithIncomingHeaderMatcher(incomingJWKSHeader),
+		// gatewayRequest hands the gateway no request header; should one
+		// get through, it is not passed on either.
+		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
 		runtime.WithOutgoingHeaderMatcher(outgoingJWKSHeader),
 		runtime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
-		runtime.WithForwardResponseOption(forwardJWKSStatus),
+		runtime.WithForwardResponseOption(forwardJWKSHeaders),
 	)
 	if err := ltikeysv1.RegisterJwksServiceHandlerServer(ctx, gw, jwks); err != nil {
 		return nil, err
@@ -79,18 +85,6 @@ func NewHTTPHandler(ctx context.Context, jwks ltikeysv1.JwksServiceServer, ready
 	return exactPaths(gw, health), nil
 }
 
-// incomingJWKSHeader passes the two request headers JwksService reads, and
-// nothing else, to it as metadata.
-func incomingJWKSHeader(key string) (string, bool) {
-	switch http.CanonicalHeaderKey(key) {
-	case "If-None-Match":
-		return mdIfNoneMatch, true
-	case "Accept-Encoding":
-		return mdAcceptEncoding, true
-	}
-	return "", false
-}
-
 // outgoingJWKSHeader maps JwksService's response metadata to headers.
 func outgoingJWKSHeader(key string) (string, bool) {
 	switch key {
@@ -108,11 +102,86 @@ func outgoingJWKSHeader(key string) (string, bool) {
 	return "", false
 }
 
-// forwardJWKSStatus writes the not-modified status JwksService asks for;
-// the empty body that follows is then dropped by net/http.
-func forwardJWKSStatus(ctx context.Context, w http.ResponseWriter, _ proto.Message) error {
-	md, ok := runtime.ServerMetadataFromContext(ctx)
-	if ok && slices.Contains(md.HeaderMD.Get(mdStatus), "304") {
+// httpExchange carries a JWKS request's headers from the HTTP handler to
+// JwksService, called in process through the gateway, and the response
+// headers it chose back: one of its prebuilt, shared header lists. A gRPC
+// caller exchanges the same headers as metadata (see JwksService), which
+// the gateway would build, join, copy and convert again on every request.
+type httpExchange struct {
+	// Set by the HTTP handler.
+	ifNoneMatch, acceptEncoding []string
+	// Set by JwksService.
+	header      []headerField // shared by many responses: never modified
+	notModified bool
+}
+
+type httpExchangeKey struct{}
+
+// exchangeContext is the context the gateway is given for a JWKS request:
+// the request context's values and an httpExchange, without the request's
+// cancellation. Serving from memory never waits, so nothing would heed it,
+// and a cancelable parent would cost the gateway's own cancelable context a
+// registration with it on every request.
+type exchangeContext struct {
+	context.Context // the request's, for its values
+	x               httpExchange
+}
+
+func (*exchangeContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (*exchangeContext) Done() <-chan struct{}       { return nil }
+func (*exchangeContext) Err() error                  { return nil }
+
+func (c *exchangeContext) Value(key any) any {
+	if key == (httpExchangeKey{}) {
+		return &c.x
+	}
+	return c.Context.Value(key)
+}
+
+// gatewayRequest returns what the gateway is given of a GET or HEAD of a
+// JWKS path: a shallow copy of r, as a GET (the gateway routes only GET;
+// the server drops the body of a HEAD), whose context carries an
+// httpExchange with the two request headers JwksService reads, and which
+// keeps no header, no Host and no remote address. Whatever its header
+// matcher says, the gateway would pass Authorization, X-Forwarded-For,
+// X-Forwarded-Host and the client's address on as metadata; a public,
+// anonymous key set has no use for any of them.
+func gatewayRequest(r *http.Request) *http.Request {
+	ctx := &exchangeContext{Context: r.Context(), x: httpExchange{
+		ifNoneMatch:    r.Header["If-None-Match"],
+		acceptEncoding: r.Header["Accept-Encoding"],
+	}}
+	g := r.WithContext(ctx)
+	g.Method = http.MethodGet
+	g.Header, g.Host, g.RemoteAddr = nil, "", ""
+	return g
+}
+
+// httpExchangeFrom returns the httpExchange of a request served through the
+// HTTP handler, or nil for a gRPC call.
+func httpExchangeFrom(ctx context.Context) *httpExchange {
+	x, _ := ctx.Value(httpExchangeKey{}).(*httpExchange)
+	return x
+}
+
+// forwardJWKSHeaders writes the headers and the not-modified status
+// JwksService chose (the empty body that follows a 304 is then dropped by
+// net/http). It runs for successful calls only: an error response carries
+// none of the caching headers. A JwksServiceServer that answers with
+// metadata instead has its headers written by the gateway (see
+// outgoingJWKSHeader) and its http-status 304 honoured here.
+func forwardJWKSHeaders(ctx context.Context, w http.ResponseWriter, _ proto.Message) error {
+	notModified := false
+	if x := httpExchangeFrom(ctx); x != nil && x.header != nil {
+		h := w.Header()
+		for _, f := range x.header {
+			h[f.name] = f.values
+		}
+		notModified = x.notModified
+	} else if md, ok := runtime.ServerMetadataFromContext(ctx); ok {
+		notModified = slices.Contains(md.HeaderMD.Get(mdStatus), "304")
+	}
+	if notModified {
 		w.Header().Del("Content-Type")
 		w.WriteHeader(http.StatusNotModified)
 	}
@@ -131,14 +200,8 @@ func exactPaths(gw, health http.Handler) http.Handler {
 			http.NotFound(w, r)
 		case p == JWKSPath || isRegistrationJWKSPath(p):
 			switch r.Method {
-			case http.MethodGet:
-				gw.ServeHTTP(w, r)
-			case http.MethodHead:
-				// The gateway routes only GET, so HEAD is served as GET
-				// and the server drops the body.
-				r = r.WithContext(r.Context()) // a shallow copy
-				r.Method = http.MethodGet
-				gw.ServeHTTP(w, r)
+			case http.MethodGet, http.MethodHead:
+				gw.ServeHTTP(w, gatewayRequest(r))
 			default:
 				w.Header().Set("Allow", "GET, HEAD")
 				http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)

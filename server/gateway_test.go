@@ -17,6 +17,8 @@ import (
 
 	"github.com/google/uuid"
 	"google.golang.org/genproto/googleapis/api/httpbody"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
 	"github.com/ltikeys/ltikeys/server"
@@ -221,6 +223,83 @@ type stubJwks struct {
 
 func (stubJwks) GetJwks(context.Context, *ltikeysv1.GetJwksRequest) (*httpbody.HttpBody, error) {
 	return &httpbody.HttpBody{ContentType: "application/json", Data: []byte(`{"keys":[]}`)}, nil
+}
+
+// recordingJwks records the incoming metadata of each call.
+type recordingJwks struct {
+	ltikeysv1.UnimplementedJwksServiceServer
+	seen chan metadata.MD
+}
+
+func (r recordingJwks) GetJwks(ctx context.Context, _ *ltikeysv1.GetJwksRequest) (*httpbody.HttpBody, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	r.seen <- md
+	return &httpbody.HttpBody{ContentType: "application/json", Data: []byte(`{"keys":[]}`)}, nil
+}
+
+// TestJWKSRequestsCarryNoClientHeaders: the public listener passes nothing
+// of the client's request on to JwksService as metadata, not even what the
+// gateway forwards by default (Authorization, the client's address as
+// X-Forwarded-For and its Host as X-Forwarded-Host), for GET and HEAD.
+func TestJWKSRequestsCarryNoClientHeaders(t *testing.T) {
+	svc := recordingJwks{seen: make(chan metadata.MD, 1)}
+	handler, err := server.NewHTTPHandler(context.Background(), svc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(handler)
+	defer hs.Close()
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		req, _ := http.NewRequest(method, hs.URL+server.JWKSPath, nil)
+		for k, v := range map[string]string{
+			"Authorization":          "Bearer secret-token",
+			"X-Forwarded-For":        "203.0.113.7",
+			"X-Forwarded-Host":       "attacker.example",
+			"Grpc-Metadata-Foo":      "bar",
+			"Grpc-Timeout":           "1n",
+			"If-None-Match":          `"x"`,
+			"Accept-Encoding":        "gzip",
+			"X-Http-Method-Override": "POST",
+		} {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s %s = %d, want 200", method, server.JWKSPath, resp.StatusCode)
+		}
+		if md := <-svc.seen; len(md) != 0 {
+			t.Errorf("%s: JwksService got metadata %v, want none", method, md)
+		}
+	}
+}
+
+// metadataJwks answers as a JwksServiceServer outside this package would:
+// with its caching headers and a not-modified status as response metadata.
+type metadataJwks struct {
+	ltikeysv1.UnimplementedJwksServiceServer
+}
+
+func (metadataJwks) GetJwks(ctx context.Context, _ *ltikeysv1.GetJwksRequest) (*httpbody.HttpBody, error) {
+	if err := grpc.SetHeader(ctx, metadata.Pairs("http-etag", `"v1"`, "http-cache-control", "public, max-age=1", "http-status", "304")); err != nil {
+		return nil, err
+	}
+	return &httpbody.HttpBody{ContentType: "application/json"}, nil
+}
+
+func TestJWKSHeadersFromMetadata(t *testing.T) {
+	handler, err := server.NewHTTPHandler(context.Background(), metadataJwks{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, server.JWKSPath, nil))
+	if rec.Code != http.StatusNotModified || rec.Header().Get("ETag") != `"v1"` || rec.Header().Get("Cache-Control") != "public, max-age=1" || rec.Header().Get("Content-Type") != "" {
+		t.Errorf("GET %s = %d %v, want 304 with the ETag and Cache-Control of the metadata and no Content-Type", server.JWKSPath, rec.Code, rec.Header())
+	}
 }
 
 func TestReadyz(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,15 +84,20 @@ type jwksDoc struct {
 	gzMD     atomic.Pointer[jwksHeaders]
 }
 
-// jwksHeaders is the response metadata of one representation of a document
-// under one Cache-Control value: for a 200 and for a 304. It is built once
-// and shared by every response; grpc.SetHeader copies what it is given (both
-// grpc-go's transport and the gateway's join it into their own MD), so it
-// is never modified.
+// jwksHeaders is the response headers of one representation of a document
+// under one Cache-Control value, for a 200 and for a 304: as gRPC metadata
+// for gRPC callers and as HTTP headers for the in-process HTTP handler. It
+// is built once and shared by every response, so it is never modified:
+// grpc.SetHeader copies what it is given (both grpc-go's transport and the
+// gateway join it into their own MD), and forwardJWKSHeaders puts the
+// HTTP value slices, whose length is their capacity so that an Add copies
+// them, into the response's header map without writing into them.
 type jwksHeaders struct {
 	cacheControl string
 	ok           metadata.MD
 	notModified  metadata.MD
+	httpOK       []headerField
+	httpNotMod   []headerField
 }
 
 func newJWKSHeaders(cacheControl, etag, contentEncoding string, contentLength int) *jwksHeaders {
@@ -112,7 +119,28 @@ func newJWKSHeaders(cacheControl, etag, contentEncoding string, contentLength in
 	if contentEncoding != "" {
 		h.ok[mdContentEncoding] = []string{contentEncoding}
 	}
+	h.httpOK, h.httpNotMod = httpHeaderOf(h.ok), httpHeaderOf(h.notModified)
 	return h
+}
+
+// headerField is one response header, its name in canonical form.
+type headerField struct {
+	name   string
+	values []string
+}
+
+// httpHeaderOf maps response metadata to the HTTP headers the gateway would
+// make of it (see outgoingJWKSHeader), sorted by name, each value slice
+// full to capacity.
+func httpHeaderOf(md metadata.MD) []headerField {
+	var fields []headerField
+	for k, vs := range md {
+		if name, ok := outgoingJWKSHeader(k); ok {
+			fields = append(fields, headerField{http.CanonicalHeaderKey(name), slices.Clip(slices.Clone(vs))})
+		}
+	}
+	slices.SortFunc(fields, func(a, b headerField) int { return strings.Compare(a.name, b.name) })
+	return fields
 }
 
 // representation returns the bytes of the plain or gzip representation of
@@ -443,18 +471,35 @@ func (s *JwksService) GetRegistrationJwks(ctx context.Context, req *ltikeysv1.Ge
 
 // respond picks the representation of doc the request accepts, answers a
 // matching If-None-Match with an empty not-modified body, and sets the
-// caching headers.
+// caching headers. The request and response headers are exchanged with
+// the HTTP handler directly when it is the caller (see httpExchange), as
+// metadata otherwise.
 func (s *JwksService) respond(ctx context.Context, doc *jwksDoc) (*httpbody.HttpBody, error) {
-	gz := acceptsGzip(metadata.ValueFromIncomingContext(ctx, mdAcceptEncoding))
-	body, h := doc.representation(gz, s.cacheControl)
-	if inm := metadata.ValueFromIncomingContext(ctx, mdIfNoneMatch); len(inm) > 0 && notModified(inm, doc) {
-		if err := grpc.SetHeader(ctx, h.notModified); err != nil {
+	x := httpExchangeFrom(ctx)
+	var inm, ae []string
+	if x != nil {
+		inm, ae = x.ifNoneMatch, x.acceptEncoding
+	} else {
+		inm, ae = metadata.ValueFromIncomingContext(ctx, mdIfNoneMatch), metadata.ValueFromIncomingContext(ctx, mdAcceptEncoding)
+	}
+	body, h := doc.representation(acceptsGzip(ae), s.cacheControl)
+	unchanged := len(inm) > 0 && notModified(inm, doc)
+	switch {
+	case x != nil && unchanged:
+		x.header, x.notModified = h.httpNotMod, true
+	case x != nil:
+		x.header = h.httpOK
+	default:
+		md := h.ok
+		if unchanged {
+			md = h.notModified
+		}
+		if err := grpc.SetHeader(ctx, md); err != nil {
 			return nil, status.Error(codes.Internal, "internal error")
 		}
-		return &httpbody.HttpBody{ContentType: "application/json"}, nil
 	}
-	if err := grpc.SetHeader(ctx, h.ok); err != nil {
-		return nil, status.Error(codes.Internal, "internal error")
+	if unchanged {
+		body = nil
 	}
 	return &httpbody.HttpBody{ContentType: "application/json", Data: body}, nil
 }
