@@ -59,7 +59,7 @@ func (a *Authenticator) audit(ctx context.Context, method string, caller Caller,
 		attrs = append(attrs, slog.String("peer", p.Addr.String()))
 	}
 	attrs = append(attrs, slog.Duration("duration", time.Since(start)))
-	a.log.LogAttrs(ctx, level, AuditMessage, attrs...)
+	logAttrs(ctx, a.log, level, AuditMessage, attrs...)
 }
 
 // The getters the audit reads ids through. Generated messages have them for

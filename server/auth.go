@@ -460,8 +460,7 @@ func (a *Authenticator) admit(ctx context.Context, method string) (Caller, error
 // authenticate identifies the caller by its bearer token or, without one,
 // by its verified client certificate.
 func (a *Authenticator) authenticate(ctx context.Context) (Caller, bool) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	switch values := md.Get("authorization"); len(values) {
+	switch values := metadata.ValueFromIncomingContext(ctx, "authorization"); len(values) {
 	case 0:
 		return a.certCaller(ctx)
 	case 1:

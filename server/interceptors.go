@@ -39,8 +39,7 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 // (1 to 128 letters, digits and . _ : - characters, so it is safe to log),
 // or else a new random one.
 func requestIDFrom(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	if ids := md.Get(RequestIDHeader); len(ids) > 0 && validRequestID(ids[0]) {
+	if ids := metadata.ValueFromIncomingContext(ctx, RequestIDHeader); len(ids) > 0 && validRequestID(ids[0]) {
 		return ids[0]
 	}
 	return uuid.NewString()
@@ -58,6 +57,23 @@ func validRequestID(id string) bool {
 		}
 	}
 	return true
+}
+
+// ServerOptions returns the options of ltikeys' gRPC server, with the
+// interceptors chained outermost first: request id, panic recovery and
+// request log; metrics (m may be nil); then authOpts, the access control
+// and audit interceptors and the transport credentials; then the start-up
+// gate of health and the request timeout, closest to the handler.
+func ServerOptions(log *slog.Logger, m *Metrics, health *Health, requestTimeout time.Duration, authOpts []grpc.ServerOption) []grpc.ServerOption {
+	opts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(UnaryRequestInterceptor(log, m), m.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(StreamRequestInterceptor(log, m), m.StreamInterceptor()),
+	}
+	opts = append(opts, authOpts...)
+	return append(opts,
+		grpc.ChainUnaryInterceptor(health.UnaryGate(), UnaryTimeoutInterceptor(requestTimeout)),
+		grpc.ChainStreamInterceptor(health.StreamGate()),
+	)
 }
 
 // UnaryRequestInterceptor is the outermost interceptor of every unary call.
@@ -135,7 +151,21 @@ func logCall(ctx context.Context, log *slog.Logger, method string, start time.Ti
 		attrs = append(attrs, slog.String("peer", p.Addr.String()))
 	}
 	attrs = append(attrs, slog.Duration("duration", time.Since(start)))
-	log.LogAttrs(ctx, level, "grpc call", attrs...)
+	logAttrs(ctx, log, level, "grpc call", attrs...)
+}
+
+// logAttrs is log.LogAttrs without the caller's program counter: slog
+// walks the stack for it on every record, for handlers that add the
+// source, which ltikeys' handlers do not. The request log and the audit
+// write a line per call, on the path of every key lookup.
+func logAttrs(ctx context.Context, log *slog.Logger, level slog.Level, msg string, attrs ...slog.Attr) {
+	h := log.Handler()
+	if !h.Enabled(ctx, level) {
+		return
+	}
+	r := slog.NewRecord(time.Now(), level, msg, 0)
+	r.AddAttrs(attrs...)
+	_ = h.Handle(ctx, r)
 }
 
 // UnaryTimeoutInterceptor bounds every unary call to d (when d > 0): a

@@ -127,7 +127,7 @@ func serve(ctx context.Context, o *serveOptions) error {
 	// Registered now, connected to storage by start below (see start.go).
 	var keys deferredKeyService
 	var jwksService deferredJwksService
-	grpcServer := grpc.NewServer(grpcServerOptions(log.With("component", "grpc"), metrics, health, o.requestTimeout, grpcOpts)...)
+	grpcServer := grpc.NewServer(server.ServerOptions(log.With("component", "grpc"), metrics, health, o.requestTimeout, grpcOpts)...)
 	ltikeysv1.RegisterKeyServiceServer(grpcServer, &keys)
 	ltikeysv1.RegisterJwksServiceServer(grpcServer, &jwksService)
 	health.Register(grpcServer)

@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"google.golang.org/grpc"
-
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
 	"github.com/ltikeys/ltikeys/server"
 	"github.com/ltikeys/ltikeys/storage"
@@ -43,23 +41,6 @@ func startGate(health *server.Health, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// grpcServerOptions returns the options of the gRPC server, with the
-// interceptors chained outermost first: request id, panic recovery and
-// request log; metrics; then access control and audit (authOpts, from
-// authOptions.serverOptions); then the start-up gate and the request
-// timeout, closest to the handler.
-func grpcServerOptions(log *slog.Logger, metrics *server.Metrics, health *server.Health, requestTimeout time.Duration, authOpts []grpc.ServerOption) []grpc.ServerOption {
-	opts := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(server.UnaryRequestInterceptor(log, metrics), metrics.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(server.StreamRequestInterceptor(log, metrics), metrics.StreamInterceptor()),
-	}
-	opts = append(opts, authOpts...)
-	return append(opts,
-		grpc.ChainUnaryInterceptor(health.UnaryGate(), server.UnaryTimeoutInterceptor(requestTimeout)),
-		grpc.ChainStreamInterceptor(health.StreamGate()),
-	)
 }
 
 // Back-off between attempts to reach the database at start.
