@@ -23,6 +23,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,17 +46,35 @@ import (
 )
 
 func main() {
-	duration := flag.Duration("duration", 3*time.Second, "how long each measurement runs")
-	rounds := flag.Int("rounds", 2, "how many times each baseline/subject pair is measured, alternating")
+	duration := flag.Duration("duration", time.Second, "how long each measurement runs")
+	rounds := flag.Int("rounds", 6, "how many times each baseline/subject pair is measured, alternating")
 	conns := flag.Int("c", 32, "concurrent connections (HTTP) or in-flight calls (gRPC)")
+	flag.Func("run", "measure only the pairs whose section and subject (\"JWKS, 3 keys: gateway, 200\") match this regular expression", func(expr string) (err error) {
+		only, err = regexp.Compile(expr)
+		return err
+	})
+	withMetrics := flag.Bool("metrics", false, "serve GetToolKey with Prometheus metrics on, as with ltikeys serve --metrics-addr (off by default, as in ltikeys serve)")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (servers and clients) to this file")
 	flag.Parse()
-	if err := run(*duration, *rounds, *conns); err != nil {
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ltikeys-load:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(*duration, *rounds, *conns, *withMetrics); err != nil {
 		fmt.Fprintln(os.Stderr, "ltikeys-load:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
 
-func run(duration time.Duration, rounds, conns int) error {
+func run(duration time.Duration, rounds, conns int, withMetrics bool) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "ltikeys-load-")
 	if err != nil {
@@ -121,21 +141,20 @@ func run(duration time.Duration, rounds, conns int) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("JWKS, %d keys (%d bytes)\n", n, len(doc))
+		section := fmt.Sprintf("JWKS, %d keys", n)
+		fmt.Printf("%s (%d bytes)\n", section, len(doc))
 		plain := httpRequest(server.JWKSPath, "")
-		comparePair(rounds,
-			measurement{"bare net/http handler, 200", func() result { return loadHTTP(bareAddr, plain, conns, duration) }},
-			measurement{"gateway, 200", func() result { return loadHTTP(gwAddr, plain, conns, duration) }},
-		)
-		comparePair(rounds,
-			measurement{"bare net/http handler, 200", func() result { return loadHTTP(bareAddr, plain, conns, duration) }},
-			measurement{"gateway, If-None-Match → 304", func() result {
-				return loadHTTP(gwAddr, httpRequest(server.JWKSPath, "If-None-Match: "+etag+"\r\n"), conns, duration)
-			}},
-		)
+		bareOK := measurement{"bare net/http handler, 200", func() result { return loadHTTP(bareAddr, plain, conns, duration) }}
+		gatewayOK := measurement{"gateway, 200", func() result { return loadHTTP(gwAddr, plain, conns, duration) }}
+		notModified := func(name string) measurement {
+			req := httpRequest(server.JWKSPath, "If-None-Match: "+etag+"\r\n")
+			return measurement{name, func() result { return loadHTTP(gwAddr, req, conns, duration) }}
+		}
+		comparePair(section, rounds, bareOK, gatewayOK)
+		comparePair(section, rounds, bareOK, notModified("gateway, If-None-Match → 304"))
+		comparePair(section, rounds, gatewayOK, notModified("gateway, If-None-Match → 304 (against the gateway's 200)"))
 		if n == 3 {
-			comparePair(rounds,
-				measurement{"bare net/http handler, 200", func() result { return loadHTTP(bareAddr, plain, conns, duration) }},
+			comparePair(section, rounds, bareOK,
 				measurement{"gateway, per-registration JWKS, 200", func() result {
 					return loadHTTP(gwAddr, httpRequest("/registrations/"+regID+"/jwks.json", ""), conns, duration)
 				}},
@@ -148,7 +167,7 @@ func run(duration time.Duration, rounds, conns int) error {
 
 	// 2. A warm GetToolKey over gRPC, through the access-control and audit
 	// interceptors, against a bare handler returning as many bytes.
-	return compareGetToolKey(ctx, dir, keyring, conns, rounds, duration, regID, issuer, clientID)
+	return compareGetToolKey(ctx, dir, keyring, conns, rounds, duration, withMetrics, regID, issuer, clientID)
 }
 
 // insertSyntheticKeys stores n registrations whose public keys are random
@@ -194,7 +213,7 @@ func openService(ctx context.Context, databaseURL string, keyring *crypto.Keyrin
 	return store, jwks, keys, nil
 }
 
-func compareGetToolKey(ctx context.Context, dir string, keyring *crypto.Keyring, conns, rounds int, duration time.Duration, regID, issuer, clientID string) error {
+func compareGetToolKey(ctx context.Context, dir string, keyring *crypto.Keyring, conns, rounds int, duration time.Duration, withMetrics bool, regID, issuer, clientID string) error {
 	store, _, keys, err := openService(ctx, "sqlite://"+filepath.Join(dir, "jwks-3.db"), keyring)
 	if err != nil {
 		return err
@@ -205,15 +224,24 @@ func compareGetToolKey(ctx context.Context, dir string, keyring *crypto.Keyring,
 		return err
 	}
 	scope, _ := server.RequiredScope(ltikeysv1.KeyService_GetToolKey_FullMethodName)
+	// Request log and audit lines are formatted as in production, then
+	// dropped.
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	auth, err := server.NewAuthenticator(server.AuthConfig{
 		Tokens: []server.Token{{Name: "load", Scopes: []server.Scope{scope}, Hash: server.HashToken(token)}},
-		// Audit lines are formatted as in production, then dropped.
-		Log: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Log:    log,
 	})
 	if err != nil {
 		return err
 	}
-	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(auth.UnaryInterceptor()))
+	var metrics *server.Metrics
+	if withMetrics {
+		metrics = server.NewMetrics()
+	}
+	health := server.NewHealth(log)
+	health.MarkStarted(ctx, nil)
+	srv := grpc.NewServer(server.ServerOptions(log, metrics, health, 30*time.Second,
+		[]grpc.ServerOption{grpc.ChainUnaryInterceptor(auth.UnaryInterceptor())})...)
 	ltikeysv1.RegisterKeyServiceServer(srv, keys)
 	addr, stop, err := serveGRPC(srv)
 	if err != nil {
@@ -268,13 +296,13 @@ func compareGetToolKey(ctx context.Context, dir string, keyring *crypto.Keyring,
 	bareCall := func() error {
 		return bareConn.Invoke(ctx, "/bench.Bare/Get", &emptypb.Empty{}, &wrapperspb.BytesValue{})
 	}
-	comparePair(rounds,
+	comparePair("GetToolKey", rounds,
 		measurement{"bare grpc-go unary handler", func() result { return loadCalls(bareCall, conns, duration) }},
 		measurement{"GetToolKey by registration_id", func() result {
 			return loadCalls(func() error { _, err := client.GetToolKey(authCtx, byID); return err }, conns, duration)
 		}},
 	)
-	comparePair(rounds,
+	comparePair("GetToolKey", rounds,
 		measurement{"bare grpc-go unary handler", func() result { return loadCalls(bareCall, conns, duration) }},
 		measurement{"GetToolKey by issuer_client", func() result {
 			return loadCalls(func() error { _, err := client.GetToolKey(authCtx, byIssuer); return err }, conns, duration)
@@ -282,6 +310,10 @@ func compareGetToolKey(ctx context.Context, dir string, keyring *crypto.Keyring,
 	)
 	return nil
 }
+
+// only, when set, selects the pairs to measure by their section and
+// subject's name ("JWKS, 3 keys: gateway, 200").
+var only *regexp.Regexp
 
 type measurement struct {
 	name string
@@ -316,13 +348,25 @@ func merge(rs []result) result {
 	return out
 }
 
-// comparePair measures base and subject alternately, rounds times each,
-// and prints both and their ratio.
-func comparePair(rounds int, base, subject measurement) {
+// comparePair measures base and subject in rounds of one measurement each,
+// alternating which goes first (base, subject; subject, base; ...) so that
+// a machine whose speed drifts during the run favours neither, and prints
+// both, the ratio of their totals and the range of the per-round ratios.
+func comparePair(section string, rounds int, base, subject measurement) {
+	if only != nil && !only.MatchString(section+": "+subject.name) {
+		return
+	}
 	var b, s []result
-	for range rounds {
-		b = append(b, base.run())
-		s = append(s, subject.run())
+	ratios := make([]float64, 0, rounds)
+	for i := range rounds {
+		var br, sr result
+		if i%2 == 0 {
+			br, sr = base.run(), subject.run()
+		} else {
+			sr, br = subject.run(), base.run()
+		}
+		b, s = append(b, br), append(s, sr)
+		ratios = append(ratios, sr.rps()/br.rps())
 	}
 	br, sr := merge(b), merge(s)
 	line := func(name string, r result) {
@@ -334,7 +378,8 @@ func comparePair(rounds int, base, subject measurement) {
 	}
 	line(base.name, br)
 	line(subject.name, sr)
-	fmt.Printf("  %-40s %9.2fx\n", "ratio", sr.rps()/br.rps())
+	slices.Sort(ratios)
+	fmt.Printf("  %-40s %9.2fx  (rounds: %.2f–%.2f, median %.2f)\n", "ratio", sr.rps()/br.rps(), ratios[0], ratios[len(ratios)-1], ratios[len(ratios)/2])
 }
 
 func serveHTTP(h http.Handler) (string, func(), error) {
