@@ -49,7 +49,7 @@ func main() {
 	duration := flag.Duration("duration", time.Second, "how long each measurement runs")
 	rounds := flag.Int("rounds", 6, "how many times each baseline/subject pair is measured, alternating")
 	conns := flag.Int("c", 32, "concurrent connections (HTTP) or in-flight calls (gRPC)")
-	flag.Func("run", "measure only the pairs whose section and subject (\"JWKS, 3 keys: gateway, 200\") match this regular expression", func(expr string) (err error) {
+	flag.Func("run", "measure only the pairs whose section and subject (\"JWKS, 3 keys (1366 bytes): gateway, 200\") match this regular expression", func(expr string) (err error) {
 		only, err = regexp.Compile(expr)
 		return err
 	})
@@ -90,7 +90,7 @@ func run(duration time.Duration, rounds, conns int, withMetrics bool) error {
 		return err
 	}
 
-	fmt.Printf("ltikeys-load: %d connections, %d rounds of %s per measurement, loopback\n\n", conns, rounds, duration)
+	fmt.Printf("ltikeys-load: %d connections, %d rounds of %s per measurement, loopback\n", conns, rounds, duration)
 
 	// 1. The JWKS, 3 keys (real registrations) and 1,000 keys (public
 	// halves only: serving never opens a private key).
@@ -141,8 +141,7 @@ func run(duration time.Duration, rounds, conns int, withMetrics bool) error {
 		if err != nil {
 			return err
 		}
-		section := fmt.Sprintf("JWKS, %d keys", n)
-		fmt.Printf("%s (%d bytes)\n", section, len(doc))
+		section := fmt.Sprintf("JWKS, %d keys (%d bytes)", n, len(doc))
 		plain := httpRequest(server.JWKSPath, "")
 		bareOK := measurement{"bare net/http handler, 200", func() result { return loadHTTP(bareAddr, plain, conns, duration) }}
 		gatewayOK := measurement{"gateway, 200", func() result { return loadHTTP(gwAddr, plain, conns, duration) }}
@@ -152,7 +151,7 @@ func run(duration time.Duration, rounds, conns int, withMetrics bool) error {
 		}
 		comparePair(section, rounds, bareOK, gatewayOK)
 		comparePair(section, rounds, bareOK, notModified("gateway, If-None-Match → 304"))
-		comparePair(section, rounds, gatewayOK, notModified("gateway, If-None-Match → 304 (against the gateway's 200)"))
+		comparePair(section, rounds, gatewayOK, notModified("gateway, 304 (baseline: gateway 200)"))
 		if n == 3 {
 			comparePair(section, rounds, bareOK,
 				measurement{"gateway, per-registration JWKS, 200", func() result {
@@ -160,7 +159,6 @@ func run(duration time.Duration, rounds, conns int, withMetrics bool) error {
 				}},
 			)
 		}
-		fmt.Println()
 		stopBare()
 		stopGW()
 	}
@@ -292,17 +290,17 @@ func compareGetToolKey(ctx context.Context, dir string, keyring *crypto.Keyring,
 	}
 	defer bareConn.Close()
 
-	fmt.Printf("GetToolKey, warm (response %d bytes; baseline returns %d)\n", size, proto.Size(payload))
+	section := fmt.Sprintf("GetToolKey, warm (response %d bytes; baseline returns %d)", size, proto.Size(payload))
 	bareCall := func() error {
 		return bareConn.Invoke(ctx, "/bench.Bare/Get", &emptypb.Empty{}, &wrapperspb.BytesValue{})
 	}
-	comparePair("GetToolKey", rounds,
+	comparePair(section, rounds,
 		measurement{"bare grpc-go unary handler", func() result { return loadCalls(bareCall, conns, duration) }},
 		measurement{"GetToolKey by registration_id", func() result {
 			return loadCalls(func() error { _, err := client.GetToolKey(authCtx, byID); return err }, conns, duration)
 		}},
 	)
-	comparePair("GetToolKey", rounds,
+	comparePair(section, rounds,
 		measurement{"bare grpc-go unary handler", func() result { return loadCalls(bareCall, conns, duration) }},
 		measurement{"GetToolKey by issuer_client", func() result {
 			return loadCalls(func() error { _, err := client.GetToolKey(authCtx, byIssuer); return err }, conns, duration)
@@ -312,8 +310,11 @@ func compareGetToolKey(ctx context.Context, dir string, keyring *crypto.Keyring,
 }
 
 // only, when set, selects the pairs to measure by their section and
-// subject's name ("JWKS, 3 keys: gateway, 200").
+// subject's name ("JWKS, 3 keys (1366 bytes): gateway, 200").
 var only *regexp.Regexp
+
+// printedSection is the section whose heading was printed last.
+var printedSection string
 
 type measurement struct {
 	name string
@@ -355,6 +356,10 @@ func merge(rs []result) result {
 func comparePair(section string, rounds int, base, subject measurement) {
 	if only != nil && !only.MatchString(section+": "+subject.name) {
 		return
+	}
+	if section != printedSection {
+		fmt.Printf("\n%s\n", section)
+		printedSection = section
 	}
 	var b, s []result
 	ratios := make([]float64, 0, rounds)
