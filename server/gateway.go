@@ -44,6 +44,11 @@ const RegistrationJWKSPath = "/registrations/{registration_id}/jwks.json"
 // travel in process (see httpExchange), not as gRPC metadata. jwks is
 // called without the request's cancellation: it answers from memory.
 //
+// When jwks has a ServeNotModified method, as JwksService has, a
+// conditional request is first offered to it, and the gateway is called
+// only if it did not answer 304: revalidating an unchanged key set, what a
+// platform's cache does most, then costs no gateway round trip.
+//
 // Nothing else is served. Routing is by exact path: a path that is not
 // byte-for-byte /.well-known/jwks.json, /healthz, /readyz or
 // /registrations/<id>/jwks.json with id made of hex digits and dashes only
@@ -82,7 +87,14 @@ func NewHTTPHandler(ctx context.Context, jwks ltikeysv1.JwksServiceServer, ready
 		}
 		writeText(w, http.StatusOK, "ok\n")
 	})
-	return exactPaths(gw, health), nil
+	revalidate, _ := jwks.(notModifiedServer)
+	return exactPaths(revalidate, gw, health), nil
+}
+
+// notModifiedServer is a JwksServiceServer that answers conditional
+// requests itself, as JwksService does (see JwksService.ServeNotModified).
+type notModifiedServer interface {
+	ServeNotModified(w http.ResponseWriter, r *http.Request) bool
 }
 
 // outgoingJWKSHeader maps JwksService's response metadata to headers.
@@ -173,10 +185,7 @@ func httpExchangeFrom(ctx context.Context) *httpExchange {
 func forwardJWKSHeaders(ctx context.Context, w http.ResponseWriter, _ proto.Message) error {
 	notModified := false
 	if x := httpExchangeFrom(ctx); x != nil && x.header != nil {
-		h := w.Header()
-		for _, f := range x.header {
-			h[f.name] = f.values
-		}
+		setHeaderFields(w.Header(), x.header)
 		notModified = x.notModified
 	} else if md, ok := runtime.ServerMetadataFromContext(ctx); ok {
 		notModified = slices.Contains(md.HeaderMD.Get(mdStatus), "304")
@@ -188,12 +197,21 @@ func forwardJWKSHeaders(ctx context.Context, w http.ResponseWriter, _ proto.Mess
 	return nil
 }
 
+// setHeaderFields puts fields into h, sharing their value slices, which
+// are full to capacity so that an Add to h copies them.
+func setHeaderFields(h http.Header, fields []headerField) {
+	for _, f := range fields {
+		h[f.name] = f.values
+	}
+}
+
 // exactPaths routes by exact path, with nothing escaped: GET and HEAD of
-// JWKSPath and of a registration's JWKS path to gw, HealthzPath and
-// ReadyzPath to health, 405 for other methods on the JWKS paths, and 404 to
-// every other request, so neither handler ever cleans, unescapes or
-// redirects a path. Each path is checked once.
-func exactPaths(gw, health http.Handler) http.Handler {
+// JWKSPath and of a registration's JWKS path to revalidate (when not nil),
+// then, unless it answered, to gw; HealthzPath and ReadyzPath to health;
+// 405 for other methods on the JWKS paths, and 404 to every other request,
+// so no handler ever cleans, unescapes or redirects a path. Each path is
+// checked once.
+func exactPaths(revalidate notModifiedServer, gw, health http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch p := r.URL.Path; {
 		case r.URL.RawPath != "":
@@ -201,6 +219,9 @@ func exactPaths(gw, health http.Handler) http.Handler {
 		case p == JWKSPath || isRegistrationJWKSPath(p):
 			switch r.Method {
 			case http.MethodGet, http.MethodHead:
+				if revalidate != nil && revalidate.ServeNotModified(w, r) {
+					return
+				}
 				gw.ServeHTTP(w, gatewayRequest(r))
 			default:
 				w.Header().Set("Allow", "GET, HEAD")
@@ -218,20 +239,27 @@ func exactPaths(gw, health http.Handler) http.Handler {
 // with an id of 1 to 36 hex digits and dashes: the shape of a UUID, and
 // nothing that could be a dot segment or need escaping.
 func isRegistrationJWKSPath(p string) bool {
+	_, ok := registrationOfJWKSPath(p)
+	return ok
+}
+
+// registrationOfJWKSPath returns the id of a path isRegistrationJWKSPath
+// accepts.
+func registrationOfJWKSPath(p string) (id string, ok bool) {
 	rest, ok := strings.CutPrefix(p, "/registrations/")
 	if !ok {
-		return false
+		return "", false
 	}
-	id, ok := strings.CutSuffix(rest, "/jwks.json")
+	id, ok = strings.CutSuffix(rest, "/jwks.json")
 	if !ok || len(id) == 0 || len(id) > 36 {
-		return false
+		return "", false
 	}
 	for _, c := range []byte(id) {
 		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' || c == '-') {
-			return false
+			return "", false
 		}
 	}
-	return true
+	return id, true
 }
 
 func writeText(w http.ResponseWriter, code int, body string) {

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,8 +11,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +25,7 @@ import (
 
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
 	"github.com/ltikeys/ltikeys/server"
+	"github.com/ltikeys/ltikeys/storage/storagetest"
 )
 
 // rawRequest sends a request as written, request-target untouched, over a
@@ -299,6 +303,92 @@ func TestJWKSHeadersFromMetadata(t *testing.T) {
 	handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, server.JWKSPath, nil))
 	if rec.Code != http.StatusNotModified || rec.Header().Get("ETag") != `"v1"` || rec.Header().Get("Cache-Control") != "public, max-age=1" || rec.Header().Get("Content-Type") != "" {
 		t.Errorf("GET %s = %d %v, want 304 with the ETag and Cache-Control of the metadata and no Content-Type", server.JWKSPath, rec.Code, rec.Header())
+	}
+}
+
+// countingJwks is a JwksService counting the calls that reach it through
+// the gateway; its ServeNotModified is the service's own.
+type countingJwks struct {
+	*server.JwksService
+	calls atomic.Int64
+}
+
+func (c *countingJwks) GetJwks(ctx context.Context, req *ltikeysv1.GetJwksRequest) (*httpbody.HttpBody, error) {
+	c.calls.Add(1)
+	return c.JwksService.GetJwks(ctx, req)
+}
+
+func (c *countingJwks) GetRegistrationJwks(ctx context.Context, req *ltikeysv1.GetRegistrationJwksRequest) (*httpbody.HttpBody, error) {
+	c.calls.Add(1)
+	return c.JwksService.GetRegistrationJwks(ctx, req)
+}
+
+// TestNotModifiedBeforeTheGateway: the public handler answers a matching
+// If-None-Match with JwksService's ServeNotModified, without a call through
+// the gateway, and that answer is the one the gateway gives: same status,
+// headers and (empty) body, for both JWKS paths, both representations, GET
+// and HEAD. Whatever it does not answer reaches the gateway.
+func TestNotModifiedBeforeTheGateway(t *testing.T) {
+	ctx := context.Background()
+	env := newTestEnvWith(t, storagetest.SQLiteURL(t), testKeyring)
+	reg := env.mustCreate(t, "not-modified")
+	svc := &countingJwks{JwksService: server.NewJwksService(env.jwks, server.WithMaxAge(90*time.Second))}
+	direct, err := server.NewHTTPHandler(ctx, svc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same service without its ServeNotModified: the gateway answers all.
+	viaGateway, err := server.NewHTTPHandler(ctx, struct{ ltikeysv1.JwksServiceServer }{svc.JwksService}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := func(h http.Handler, method, path string, header http.Header) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, path, nil)
+		req.Header = header
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+
+	for _, path := range []string{server.JWKSPath, "/registrations/" + reg.GetRegistration().GetId() + "/jwks.json"} {
+		for _, encoding := range []string{"", "gzip"} {
+			header := http.Header{}
+			if encoding != "" {
+				header.Set("Accept-Encoding", encoding)
+			}
+			etag := serve(direct, http.MethodGet, path, header).Header().Get("ETag")
+			for _, method := range []string{http.MethodGet, http.MethodHead} {
+				for inm, want := range map[string]int{
+					etag:               http.StatusNotModified,
+					"W/" + etag:        http.StatusNotModified,
+					`"other", ` + etag: http.StatusNotModified,
+					"*":                http.StatusNotModified,
+					`"stale"`:          http.StatusOK,
+					"":                 http.StatusOK,
+				} {
+					h := header.Clone()
+					if inm != "" {
+						h.Set("If-None-Match", inm)
+					}
+					before := svc.calls.Load()
+					got, fromGateway := serve(direct, method, path, h), serve(viaGateway, method, path, h)
+					name := fmt.Sprintf("%s %s, Accept-Encoding %q, If-None-Match %q", method, path, encoding, inm)
+					if got.Code != want || got.Code != fromGateway.Code || !reflect.DeepEqual(got.Header(), fromGateway.Header()) || !bytes.Equal(got.Body.Bytes(), fromGateway.Body.Bytes()) {
+						t.Errorf("%s = %d %v %d bytes; the gateway answers %d %v %d bytes; want %d",
+							name, got.Code, got.Header(), got.Body.Len(), fromGateway.Code, fromGateway.Header(), fromGateway.Body.Len(), want)
+					}
+					if calls := svc.calls.Load() - before; (want == http.StatusNotModified) != (calls == 0) {
+						t.Errorf("%s: %d calls through the gateway", name, calls)
+					}
+				}
+			}
+		}
+	}
+
+	// An unknown registration is the gateway's to refuse, tag or not.
+	unknown := "/registrations/" + uuid.NewString() + "/jwks.json"
+	if rec := serve(direct, http.MethodGet, unknown, http.Header{"If-None-Match": {"*"}}); rec.Code != http.StatusNotFound {
+		t.Errorf("GET %s with If-None-Match * = %d, want 404", unknown, rec.Code)
 	}
 }
 

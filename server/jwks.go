@@ -469,6 +469,42 @@ func (s *JwksService) GetRegistrationJwks(ctx context.Context, req *ltikeysv1.Ge
 	return s.respond(ctx, doc)
 }
 
+// ServeNotModified answers a GET or HEAD of a JWKS path (JWKSPath, or a
+// registration's as routed by NewHTTPHandler) with 304 Not Modified, from
+// memory, when its If-None-Match names the document the path serves: with
+// the headers of the representation the request would get, exactly as
+// GetJwks and GetRegistrationJwks answer it. It reports whether it
+// answered; otherwise (no If-None-Match, another tag, an unknown
+// registration, a key set not loaded yet, another path) it writes nothing,
+// and the request is for the gateway.
+func (s *JwksService) ServeNotModified(w http.ResponseWriter, r *http.Request) bool {
+	inm := r.Header["If-None-Match"]
+	if len(inm) == 0 || r.Method != http.MethodGet && r.Method != http.MethodHead || r.URL.RawPath != "" {
+		return false
+	}
+	snap := s.cache.load()
+	if snap == nil {
+		return false
+	}
+	doc := snap.all
+	if r.URL.Path != JWKSPath {
+		id, ok := registrationOfJWKSPath(r.URL.Path)
+		if !ok || uuid.Validate(id) != nil {
+			return false
+		}
+		if doc, _ = snap.registration(id); doc == nil {
+			return false
+		}
+	}
+	if !notModified(inm, doc) {
+		return false
+	}
+	_, h := doc.representation(acceptsGzip(r.Header["Accept-Encoding"]), s.cacheControl)
+	setHeaderFields(w.Header(), h.httpNotMod)
+	w.WriteHeader(http.StatusNotModified)
+	return true
+}
+
 // respond picks the representation of doc the request accepts, answers a
 // matching If-None-Match with an empty not-modified body, and sets the
 // caching headers. The request and response headers are exchanged with

@@ -150,8 +150,8 @@ func run(duration time.Duration, rounds, conns int, withMetrics bool) error {
 			return measurement{name, func() result { return loadHTTP(gwAddr, req, conns, duration) }}
 		}
 		comparePair(section, rounds, bareOK, gatewayOK)
-		comparePair(section, rounds, bareOK, notModified("gateway, If-None-Match → 304"))
-		comparePair(section, rounds, gatewayOK, notModified("gateway, 304 (baseline: gateway 200)"))
+		comparePair(section, rounds, bareOK, notModified("If-None-Match → 304, before the gateway"))
+		comparePair(section, rounds, gatewayOK, notModified("304 (baseline: gateway 200)"))
 		if n == 3 {
 			comparePair(section, rounds, bareOK,
 				measurement{"gateway, per-registration JWKS, 200", func() result {

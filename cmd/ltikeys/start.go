@@ -26,6 +26,16 @@ type deferredKeyService struct{ ltikeysv1.KeyServiceServer }
 // deferredJwksService is the JwksService registered before start-up ends.
 type deferredJwksService struct{ ltikeysv1.JwksServiceServer }
 
+// ServeNotModified lets the HTTP handler answer conditional requests with
+// the service's ServeNotModified, before the gateway (see
+// server.NewHTTPHandler).
+func (d *deferredJwksService) ServeNotModified(w http.ResponseWriter, r *http.Request) bool {
+	s, ok := d.JwksServiceServer.(interface {
+		ServeNotModified(http.ResponseWriter, *http.Request) bool
+	})
+	return ok && s.ServeNotModified(w, r)
+}
+
 // startGate answers requests for a JWK Set with 503 until health is
 // started, so none reaches the unset JwksService; everything else passes
 // through (/readyz answers 503 itself, unknown paths 404).
