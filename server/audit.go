@@ -24,7 +24,8 @@ const maxAuditValue = 128
 // admitted or not: the method, the caller (empty when unauthenticated), the
 // peer address, the registration and key concerned, the outcome as a gRPC
 // code and the duration. Refusals by access control are logged at warn,
-// everything else at info.
+// everything else at info. A call with an audit line has its request log
+// line at debug level (see logCall).
 //
 // The registration id and kid are read from the request and the response
 // through the getters listed below, never by serializing a message, so no
@@ -39,6 +40,7 @@ func (a *Authenticator) audit(ctx context.Context, method string, caller Caller,
 	if !a.log.Enabled(ctx, level) {
 		return
 	}
+	markAudited(ctx)
 	ids := auditIDs(resp, req)
 	attrs := []slog.Attr{
 		slog.String("method", method),

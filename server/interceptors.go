@@ -22,17 +22,46 @@ const RequestIDHeader = "x-request-id"
 // maxRequestIDLen bounds a request id accepted from a client.
 const maxRequestIDLen = 128
 
-type requestIDKey struct{}
+// callState is what the request interceptor keeps of a call in its
+// context. The call's interceptors and handler run on one goroutine, or
+// one after the other for a stream.
+type callState struct {
+	requestID string
+	// audited is set once the call's audit line has been written.
+	audited bool
+}
+
+type callStateKey struct{}
+
+func callStateFrom(ctx context.Context) *callState {
+	c, _ := ctx.Value(callStateKey{}).(*callState)
+	return c
+}
 
 // RequestID returns the request id of the call ctx belongs to, or "".
 func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+	if c := callStateFrom(ctx); c != nil {
+		return c.requestID
+	}
+	return ""
 }
 
 // WithRequestID returns ctx carrying id as its request id.
 func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
+	return context.WithValue(ctx, callStateKey{}, &callState{requestID: id})
+}
+
+// markAudited records that the call ctx belongs to has its audit line.
+func markAudited(ctx context.Context) {
+	if c := callStateFrom(ctx); c != nil {
+		c.audited = true
+	}
+}
+
+// audited reports whether the call ctx belongs to has its audit line.
+func audited(ctx context.Context) bool {
+	c := callStateFrom(ctx)
+	return c != nil && c.audited
 }
 
 // requestIDFrom returns the client's x-request-id if it is a sensible one
@@ -82,18 +111,20 @@ func ServerOptions(log *slog.Logger, m *Metrics, health *Health, requestTimeout 
 // and puts it in the context, where ContextLogHandler adds it to every log
 // line of the call; it recovers a panic anywhere below it, logging the
 // panic and its stack at error level and answering INTERNAL without detail;
-// and it logs one line per call with the method, code, peer and duration.
+// and it logs one line per call with the method, code, peer and duration
+// (see logCall for its level).
 func UnaryRequestInterceptor(log *slog.Logger, m *Metrics) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		start := time.Now()
-		ctx = WithRequestID(ctx, requestIDFrom(ctx))
+		id := requestIDFrom(ctx)
+		ctx = WithRequestID(ctx, id)
 		defer func() {
 			if p := recover(); p != nil {
 				resp, err = nil, recovered(ctx, log, m, info.FullMethod, p)
 			}
 			logCall(ctx, log, info.FullMethod, start, err)
 		}()
-		_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, RequestID(ctx)))
+		_ = grpc.SetHeader(ctx, metadata.MD{RequestIDHeader: {id}})
 		return handler(ctx, req)
 	}
 }
@@ -103,14 +134,15 @@ func UnaryRequestInterceptor(log *slog.Logger, m *Metrics) grpc.UnaryServerInter
 func StreamRequestInterceptor(log *slog.Logger, m *Metrics) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 		start := time.Now()
-		ctx := WithRequestID(ss.Context(), requestIDFrom(ss.Context()))
+		id := requestIDFrom(ss.Context())
+		ctx := WithRequestID(ss.Context(), id)
 		defer func() {
 			if p := recover(); p != nil {
 				err = recovered(ctx, log, m, info.FullMethod, p)
 			}
 			logCall(ctx, log, info.FullMethod, start, err)
 		}()
-		_ = ss.SetHeader(metadata.Pairs(RequestIDHeader, RequestID(ctx)))
+		_ = ss.SetHeader(metadata.MD{RequestIDHeader: {id}})
 		return handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
 	}
 }
@@ -129,19 +161,19 @@ func recovered(ctx context.Context, log *slog.Logger, m *Metrics, method string,
 	return errInternal
 }
 
-// logCall writes the request log line of a call: at debug level for health
-// checks and reflection that succeed (probes would drown everything else),
-// at error level for server faults, at info otherwise.
+// logCall writes the request log line of a call: at error level for server
+// faults; at debug level for a call whose audit line was written, which
+// carries the same fields and the request id (one line per key lookup, not
+// two), and for health checks and reflection that succeed (probes would
+// drown everything else); at info otherwise.
 func logCall(ctx context.Context, log *slog.Logger, method string, start time.Time, err error) {
 	code := status.Code(err)
 	level := slog.LevelInfo
-	switch code {
-	case codes.Internal, codes.Unknown, codes.DataLoss:
+	switch {
+	case code == codes.Internal || code == codes.Unknown || code == codes.DataLoss:
 		level = slog.LevelError
-	case codes.OK:
-		if !gated(method) {
-			level = slog.LevelDebug
-		}
+	case audited(ctx), code == codes.OK && !gated(method):
+		level = slog.LevelDebug
 	}
 	if !log.Enabled(ctx, level) {
 		return

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -66,6 +67,75 @@ func TestUnaryRequestInterceptorRecoversPanics(t *testing.T) {
 		}
 	}
 	wantSeries(t, scrape(t, m), "ltikeys_grpc_panics_total 1")
+}
+
+// TestRequestLogLevels: a call whose audit line was written has its request
+// log line at debug level, as the audit line carries the same fields and
+// the request id, unless it failed with a server fault; a call without an
+// audit line keeps its request line.
+func TestRequestLogLevels(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(server.ContextLogHandler(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	token, err := server.GenerateToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	scope, _ := server.RequiredScope(ltikeysv1.KeyService_RotateKey_FullMethodName)
+	auth, err := server.NewAuthenticator(server.AuthConfig{
+		Tokens: []server.Token{{Name: "t", Scopes: []server.Scope{scope}, Hash: server.HashToken(token)}},
+		Log:    log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withToken := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+token))
+	requestLog, authz := server.UnaryRequestInterceptor(log, nil), auth.UnaryInterceptor()
+	// levels calls method with ctx, answering code, and returns the level
+	// of its request line and of its audit line ("" for none).
+	levels := func(ctx context.Context, method string, code codes.Code) (request, audit string) {
+		t.Helper()
+		logs.Reset()
+		info := &grpc.UnaryServerInfo{FullMethod: method}
+		_, _ = requestLog(ctx, nil, info, func(ctx context.Context, req any) (any, error) {
+			return authz(ctx, req, info, func(context.Context, any) (any, error) {
+				return nil, status.Error(code, "answer")
+			})
+		})
+		for line := range strings.Lines(logs.String()) {
+			var l struct{ Msg, Level string }
+			if err := json.Unmarshal([]byte(line), &l); err != nil {
+				t.Fatalf("log line is not JSON: %v: %s", err, line)
+			}
+			switch l.Msg {
+			case "grpc call":
+				request = l.Level
+			case server.AuditMessage:
+				audit = l.Level
+			default:
+				t.Errorf("unexpected log line %s", line)
+			}
+		}
+		return request, audit
+	}
+	const rotate, getJwks = ltikeysv1.KeyService_RotateKey_FullMethodName, ltikeysv1.JwksService_GetJwks_FullMethodName
+	for _, c := range []struct {
+		ctx            context.Context
+		method         string
+		code           codes.Code
+		request, audit string
+	}{
+		{withToken, rotate, codes.OK, "DEBUG", "INFO"},
+		{withToken, rotate, codes.NotFound, "DEBUG", "INFO"},
+		{context.Background(), rotate, codes.OK, "DEBUG", "WARN"}, // refused: no token
+		{withToken, rotate, codes.Internal, "ERROR", "INFO"},
+		{context.Background(), getJwks, codes.OK, "INFO", ""}, // public: no audit
+		{context.Background(), getJwks, codes.NotFound, "INFO", ""},
+		{context.Background(), healthpb.Health_Check_FullMethodName, codes.OK, "DEBUG", ""},
+	} {
+		if request, audit := levels(c.ctx, c.method, c.code); request != c.request || audit != c.audit {
+			t.Errorf("%s answering %v: request line %q, audit line %q; want %q, %q", c.method, c.code, request, audit, c.request, c.audit)
+		}
+	}
 }
 
 func TestRequestIDs(t *testing.T) {
