@@ -161,9 +161,8 @@ func (m *Metrics) InstrumentJWKS(next http.Handler) http.Handler {
 	if m == nil {
 		return next
 	}
-	for _, code := range []string{"200", "304"} {
-		m.jwksRequests.WithLabelValues(code)
-	}
+	// The two answers of nearly every request, looked up once.
+	ok, notModified := m.jwksRequests.WithLabelValues("200"), m.jwksRequests.WithLabelValues("304")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !IsJWKSPath(r.URL.Path) {
 			next.ServeHTTP(w, r)
@@ -171,7 +170,14 @@ func (m *Metrics) InstrumentJWKS(next http.Handler) http.Handler {
 		}
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		next.ServeHTTP(sw, r)
-		m.jwksRequests.WithLabelValues(strconv.Itoa(sw.code)).Inc()
+		switch sw.code {
+		case http.StatusOK:
+			ok.Inc()
+		case http.StatusNotModified:
+			notModified.Inc()
+		default:
+			m.jwksRequests.WithLabelValues(strconv.Itoa(sw.code)).Inc()
+		}
 	})
 }
 

@@ -262,19 +262,24 @@ func TestInstrumentJWKS(t *testing.T) {
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
+		if r.URL.Path != server.JWKSPath {
+			http.NotFound(w, r)
+			return
+		}
 		io.WriteString(w, `{"keys":[]}`)
 	}))
 	for _, req := range []*http.Request{
 		httptest.NewRequest(http.MethodGet, server.JWKSPath, nil),
 		httptest.NewRequest(http.MethodGet, server.JWKSPath, nil),
 		httptest.NewRequest(http.MethodGet, server.HealthzPath, nil),
+		httptest.NewRequest(http.MethodGet, "/registrations/0123-abcd/jwks.json", nil),
 	} {
 		h.ServeHTTP(httptest.NewRecorder(), req)
 	}
 	cond := httptest.NewRequest(http.MethodGet, server.JWKSPath, nil)
 	cond.Header.Set("If-None-Match", `"x"`)
 	h.ServeHTTP(httptest.NewRecorder(), cond)
-	wantSeries(t, scrape(t, m), `ltikeys_jwks_requests_total{code="200"} 2`, `ltikeys_jwks_requests_total{code="304"} 1`)
+	wantSeries(t, scrape(t, m), `ltikeys_jwks_requests_total{code="200"} 2`, `ltikeys_jwks_requests_total{code="304"} 1`, `ltikeys_jwks_requests_total{code="404"} 1`)
 
 	m.CacheLookup("keys", true)
 	m.CacheLookup("keys", false)

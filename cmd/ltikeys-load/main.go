@@ -1,8 +1,9 @@
 // Command ltikeys-load measures ltikeys' hot paths against bare baselines in
-// the same run, on loopback only: the JWKS through the HTTP gateway against
-// a bare net/http handler writing the same bytes, and a warm GetToolKey over
-// gRPC (with the production access-control and audit interceptors) against
-// a bare grpc-go unary handler returning a message of the same size. It
+// the same run, on loopback only: the JWKS through the public HTTP handler
+// (the grpc-gateway calling JwksService) against a bare net/http handler
+// writing the same bytes, and a warm GetToolKey over gRPC (through serve's
+// interceptor chain) against a bare grpc-go unary handler returning a
+// message of the same size. It
 // prints requests per second, the ratio to the baseline, and p50/p99
 // latencies. Client and server share the machine, so ratios are what to
 // compare across machines, not absolute numbers.
@@ -53,7 +54,7 @@ func main() {
 		only, err = regexp.Compile(expr)
 		return err
 	})
-	withMetrics := flag.Bool("metrics", false, "serve GetToolKey with Prometheus metrics on, as with ltikeys serve --metrics-addr (off by default, as in ltikeys serve)")
+	withMetrics := flag.Bool("metrics", false, "serve the JWKS and GetToolKey with Prometheus metrics on, as ltikeys serve --metrics-addr does (off by default, as in ltikeys serve)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (servers and clients) to this file")
 	flag.Parse()
 	if *cpuProfile != "" {
@@ -91,6 +92,12 @@ func run(duration time.Duration, rounds, conns int, withMetrics bool) error {
 	}
 
 	fmt.Printf("ltikeys-load: %d connections, %d rounds of %s per measurement, loopback\n", conns, rounds, duration)
+	// Metrics on wrap the public handler and the gRPC server as serve's
+	// --metrics-addr does.
+	var metrics *server.Metrics
+	if withMetrics {
+		metrics = server.NewMetrics()
+	}
 
 	// 1. The JWKS, 3 keys (real registrations) and 1,000 keys (public
 	// halves only: serving never opens a private key).
@@ -133,7 +140,7 @@ func run(duration time.Duration, rounds, conns int, withMetrics bool) error {
 		if err != nil {
 			return err
 		}
-		gwAddr, stopGW, err := serveHTTP(handler)
+		gwAddr, stopGW, err := serveHTTP(metrics.InstrumentJWKS(handler))
 		if err != nil {
 			return err
 		}
@@ -163,9 +170,9 @@ func run(duration time.Duration, rounds, conns int, withMetrics bool) error {
 		stopGW()
 	}
 
-	// 2. A warm GetToolKey over gRPC, through the access-control and audit
-	// interceptors, against a bare handler returning as many bytes.
-	return compareGetToolKey(ctx, dir, keyring, conns, rounds, duration, withMetrics, regID, issuer, clientID)
+	// 2. A warm GetToolKey over gRPC, through serve's interceptor chain,
+	// against a bare handler returning as many bytes.
+	return compareGetToolKey(ctx, dir, keyring, conns, rounds, duration, metrics, regID, issuer, clientID)
 }
 
 // insertSyntheticKeys stores n registrations whose public keys are random
@@ -211,7 +218,7 @@ func openService(ctx context.Context, databaseURL string, keyring *crypto.Keyrin
 	return store, jwks, keys, nil
 }
 
-func compareGetToolKey(ctx context.Context, dir string, keyring *crypto.Keyring, conns, rounds int, duration time.Duration, withMetrics bool, regID, issuer, clientID string) error {
+func compareGetToolKey(ctx context.Context, dir string, keyring *crypto.Keyring, conns, rounds int, duration time.Duration, metrics *server.Metrics, regID, issuer, clientID string) error {
 	store, _, keys, err := openService(ctx, "sqlite://"+filepath.Join(dir, "jwks-3.db"), keyring)
 	if err != nil {
 		return err
@@ -231,10 +238,6 @@ func compareGetToolKey(ctx context.Context, dir string, keyring *crypto.Keyring,
 	})
 	if err != nil {
 		return err
-	}
-	var metrics *server.Metrics
-	if withMetrics {
-		metrics = server.NewMetrics()
 	}
 	health := server.NewHealth(log)
 	health.MarkStarted(ctx, nil)
