@@ -210,6 +210,11 @@ func UnaryTimeoutInterceptor(d time.Duration) grpc.UnaryServerInterceptor {
 		if d <= 0 {
 			return handler(ctx, req)
 		}
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) <= d {
+			// The client's deadline is the sooner: a context of our own
+			// would change nothing, and cost a timer.
+			return handler(ctx, req)
+		}
 		ctx, cancel := context.WithTimeout(ctx, d)
 		defer cancel()
 		return handler(ctx, req)
