@@ -479,7 +479,7 @@ func (s *JwksService) GetRegistrationJwks(ctx context.Context, req *ltikeysv1.Ge
 // and the request is for the gateway.
 func (s *JwksService) ServeNotModified(w http.ResponseWriter, r *http.Request) bool {
 	inm := r.Header["If-None-Match"]
-	if len(inm) == 0 || r.Method != http.MethodGet && r.Method != http.MethodHead || r.URL.RawPath != "" {
+	if len(inm) == 0 || (r.Method != http.MethodGet && r.Method != http.MethodHead) || r.URL.RawPath != "" {
 		return false
 	}
 	snap := s.cache.load()
