@@ -3,10 +3,9 @@
 // (the grpc-gateway calling JwksService) against a bare net/http handler
 // writing the same bytes, and a warm GetToolKey over gRPC (through serve's
 // interceptor chain) against a bare grpc-go unary handler returning a
-// message of the same size. It
-// prints requests per second, the ratio to the baseline, and p50/p99
-// latencies. Client and server share the machine, so ratios are what to
-// compare across machines, not absolute numbers.
+// message of the same size. It prints requests per second, the ratio to the
+// baseline, and p50/p99 latencies. Client and server share the machine, so
+// ratios are what to compare across machines, not absolute numbers.
 package main
 
 import (
