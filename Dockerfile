@@ -7,7 +7,9 @@
 #
 # .ci/run runs the build command below, verbatim, so CI exercises it.
 
-FROM golang:1.26 AS build
+FROM golang:1.27.3 AS build
+# go.mod's toolchain; the image's own Go is the same release.
+ENV GOTOOLCHAIN=go1.27.3
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download

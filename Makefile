@@ -4,6 +4,11 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 GO        ?= go
+# The Go toolchain that builds, tests and ships ltikeys (go.mod's go line).
+# The go command fetches it through the module proxy on first use, whatever
+# Go is installed, so every target builds with the same patched release.
+GO_TOOLCHAIN := go1.27.3
+export GOTOOLCHAIN := $(GO_TOOLCHAIN)
 BIN       := $(CURDIR)/.bin
 export PATH := $(BIN):$(PATH)
 
@@ -13,6 +18,13 @@ BUF_VERSION                   := v1.75.0
 PROTOC_GEN_GO_VERSION         := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION    := v1.6.0
 PROTOC_GEN_GRPC_GATEWAY_VERSION := v2.33.0
+
+# Vulnerability checking, offline: govulncheck reads a database built from the
+# OSV files of the golang.org/x/vulndb module, which the module proxy serves.
+# Bump VULNDB_VERSION (`go list -m golang.org/x/vulndb@latest`) for newer data.
+GOVULNCHECK_VERSION := v1.9.0
+VULNDB_VERSION      := v0.0.0-20261105234957-e22db6528018
+VULNDB              := $(BIN)/vulndb-$(VULNDB_VERSION)
 
 TOOLS := $(BIN)/buf-$(BUF_VERSION) \
          $(BIN)/protoc-gen-go-$(PROTOC_GEN_GO_VERSION) \
@@ -52,6 +64,18 @@ bench-pool: ## CreateRegistration and RotateKey with and without the key pool, 2
 lint: tools ## buf lint and go vet.
 	buf lint
 	$(GO) vet ./...
+
+.PHONY: vulncheck
+vulncheck: $(VULNDB) ## govulncheck against the pinned Go vulnerability data; fails on any called vulnerability.
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db file://$(VULNDB) ./...
+
+# indexdb turns the module's data/osv/*.json into the database layout
+# govulncheck reads; `go run mod@version` downloads the module first.
+$(VULNDB):
+	rm -rf $@.tmp
+	$(GO) run golang.org/x/vulndb/cmd/indexdb@$(VULNDB_VERSION) \
+		-vulns "$$($(GO) env GOMODCACHE)/golang.org/x/vulndb@$(VULNDB_VERSION)/data/osv" -out $@.tmp
+	mv $@.tmp $@
 
 .PHONY: generate
 generate: tools ## Regenerate gen/ from proto/ (gen/ is cleaned first).
