@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	_ "github.com/glebarez/go-sqlite"
+	_ "modernc.org/sqlite"
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/ltikeys/ltikeys/crypto"

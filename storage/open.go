@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/glebarez/sqlite"
+	"github.com/libtnb/sqlite"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -68,11 +68,14 @@ func DefaultSQLiteURL(dataDir string) string {
 //     directory is created (mode 0700) if missing.
 //   - file:… : an SQLite URI filename, passed to SQLite as is.
 //
-// A query string on an SQLite URL passes to the driver (modernc.org/sqlite
-// via glebarez/go-sqlite), but Open enforces foreign keys, WAL, a 10s busy
-// timeout and BEGIN IMMEDIATE transactions: write transactions take the
-// database's write lock when they begin, so concurrent writers queue on the
-// busy timeout instead of failing with SQLITE_BUSY when a reader upgrades.
+// A query string on an SQLite URL passes to the driver (modernc.org/sqlite,
+// through the GORM dialector github.com/libtnb/sqlite), but Open enforces
+// foreign keys, WAL, a 10s busy timeout and BEGIN IMMEDIATE transactions:
+// write transactions take the database's write lock when they begin, so
+// concurrent writers queue on the busy timeout instead of failing with
+// SQLITE_BUSY when a reader upgrades. The database file is created with
+// mode 0600, and an existing one (with its -wal and -shm files) is narrowed
+// to 0600: SQLite gives the -wal and -shm files the database file's mode.
 func Open(ctx context.Context, databaseURL string, opts ...Option) (Store, error) {
 	o := options{now: time.Now}
 	for _, opt := range opts {
@@ -85,13 +88,13 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (Store, error
 	case "postgres", "postgresql":
 		dialector = postgres.Open(databaseURL)
 	case "sqlite", "file":
-		dsn, dir, err := sqliteDSN(databaseURL)
+		dsn, path, err := sqliteDSN(databaseURL)
 		if err != nil {
 			return nil, err
 		}
-		if dir != "" {
-			if err := os.MkdirAll(dir, 0o700); err != nil {
-				return nil, fmt.Errorf("storage: create database directory: %w", err)
+		if path != "" {
+			if err := prepareSQLiteFile(path); err != nil {
+				return nil, err
 			}
 		}
 		dialector = sqlite.Open(dsn)
@@ -203,9 +206,10 @@ func registerStatementHook(db *gorm.DB, hook func(context.Context)) error {
 }
 
 // sqliteDSN turns an sqlite: or file: URL into a driver DSN with the
-// required settings, and returns the directory to create ("" for none).
-func sqliteDSN(databaseURL string) (dsn, dir string, err error) {
-	var path, query string
+// required settings, and returns the database file's path ("" for an
+// in-memory database).
+func sqliteDSN(databaseURL string) (dsn, path string, err error) {
+	var query string
 	if rest, ok := strings.CutPrefix(databaseURL, "file:"); ok {
 		u, err := url.Parse(databaseURL)
 		if err != nil {
@@ -232,21 +236,52 @@ func sqliteDSN(databaseURL string) (dsn, dir string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("storage: invalid SQLite URL query: %w", err)
 	}
-	// The driver stops reading parameters after _time_format, silently
-	// dropping _txlock: refuse it rather than lose BEGIN IMMEDIATE.
+	// Times are stored as text in the driver's "sqlite" format, as every
+	// release has written them, and compared as text in SQL: another
+	// format would misorder new rows against old ones.
 	if q.Has("_time_format") {
 		return "", "", errors.New("storage: _time_format is not supported on SQLite URLs")
 	}
+	q.Set("_time_format", "sqlite")
 	// Pragmas run in order; busy_timeout first, so switching to WAL waits
 	// for other connections.
 	q["_pragma"] = append([]string{"busy_timeout(10000)"}, q["_pragma"]...)
 	q["_pragma"] = append(q["_pragma"], "foreign_keys(1)", "journal_mode(WAL)")
 	q.Set("_txlock", "immediate")
+	return dsn + "?" + q.Encode(), path, nil
+}
 
-	if path != "" {
-		dir = filepath.Dir(path)
+// prepareSQLiteFile creates the database's directory (0700) and file (0600)
+// if they are missing, and narrows an existing file and its -wal and -shm
+// files to 0600, so private key envelopes and token metadata are readable by
+// the service's user alone wherever the file lives.
+func prepareSQLiteFile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("storage: create database directory: %w", err)
 	}
-	return dsn + "?" + q.Encode(), dir, nil
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		// The umask can only take bits away from 0600.
+		return f.Close()
+	case !errors.Is(err, os.ErrExist):
+		return fmt.Errorf("storage: create database file: %w", err)
+	}
+	for _, name := range []string{path, path + "-wal", path + "-shm"} {
+		info, err := os.Stat(name)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			continue
+		case err != nil:
+			return fmt.Errorf("storage: database file: %w", err)
+		case info.Mode().Perm()&0o077 == 0:
+			continue
+		}
+		if err := os.Chmod(name, info.Mode().Perm()&0o700); err != nil {
+			return fmt.Errorf("storage: restrict database file mode: %w", err)
+		}
+	}
+	return nil
 }
 
 // newGormLogger returns a silent logger, or one that reports to log as
