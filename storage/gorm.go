@@ -51,9 +51,10 @@ var _ Store = (*gormStore)(nil)
 // forUpdate locks the selected rows until the transaction ends.
 var forUpdate = clause.Locking{Strength: "UPDATE"}
 
-// wrap adds context to err, translating the ORM's errors to sentinels:
-// every error of a Store method reads "<operation>: storage: <cause>".
-// Messages carry identifiers, never key material.
+// wrap adds context to err, translating the ORM's errors to sentinels and a
+// failure to connect to its ConnectionError: every error of a Store method
+// reads "<operation>: storage: <cause>". Messages carry identifiers, never
+// key material or any part of the database URL.
 func wrap(err error, format string, args ...any) error {
 	switch {
 	case errors.Is(err, gorm.ErrRecordNotFound):
@@ -62,7 +63,7 @@ func wrap(err error, format string, args ...any) error {
 		err = ErrAlreadyExists
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrAlreadyExists), errors.Is(err, ErrKeyInUse):
 	default:
-		err = fmt.Errorf("storage: %w", err)
+		err = fmt.Errorf("storage: %w", safe(err))
 	}
 	return fmt.Errorf(format+": %w", append(args, err)...)
 }

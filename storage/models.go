@@ -159,3 +159,16 @@ func (changeModel) TableName() string { return "ltikeys_changes" }
 
 // changeRowID is the id of the counter's only row.
 const changeRowID = 1
+
+// schemaModel is the single row of ltikeys_schema: the version of the
+// schema the database holds, which Open compares with SchemaVersion before
+// it changes anything.
+type schemaModel struct {
+	ID      int64 `gorm:"column:id;primaryKey;autoIncrement:false"`
+	Version int64 `gorm:"column:version;not null"`
+}
+
+func (schemaModel) TableName() string { return "ltikeys_schema" }
+
+// schemaRowID is the id of ltikeys_schema's only row.
+const schemaRowID = 1

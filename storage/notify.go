@@ -50,7 +50,7 @@ func (s *pgStore) Listen(ctx context.Context, changed func()) {
 			return
 		}
 		if !failing {
-			log.WarnContext(ctx, "change notification connection lost; reconnecting (changes are still picked up by polling)", "err", err)
+			log.WarnContext(ctx, "change notification connection lost; reconnecting (changes are still picked up by polling)", "err", safe(err))
 			failing = true
 		}
 		select {

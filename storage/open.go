@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -62,7 +63,9 @@ func DefaultSQLiteURL(dataDir string) string {
 // the schema (idempotent, so every start may run it), and returns a Store.
 // The URL selects the backend:
 //
-//   - postgres://… or postgresql://… : PostgreSQL, in any form pgx accepts.
+//   - postgres://… or postgresql://…, or a keyword=value connection string
+//     ("host=db user=ltikeys dbname=ltikeys sslmode=verify-full"):
+//     PostgreSQL, in any form pgx accepts.
 //   - sqlite:PATH or sqlite://PATH (sqlite:///abs/path for an absolute path):
 //     an embedded SQLite file; the path is taken verbatim, and the parent
 //     directory is created (mode 0700) if missing.
@@ -76,6 +79,10 @@ func DefaultSQLiteURL(dataDir string) string {
 // SQLITE_BUSY when a reader upgrades. The database file is created with
 // mode 0600, and an existing one (with its -wal and -shm files) is narrowed
 // to 0600: SQLite gives the -wal and -shm files the database file's mode.
+//
+// Errors never contain any part of databaseURL. A failure to connect, or a
+// configuration no retry can fix, is a *ConnectionError (IsPermanent tells
+// which kind); ErrSchemaTooNew means a later release wrote the schema.
 func Open(ctx context.Context, databaseURL string, opts ...Option) (Store, error) {
 	o := options{now: time.Now}
 	for _, opt := range opts {
@@ -84,10 +91,10 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (Store, error
 
 	scheme, _, _ := strings.Cut(databaseURL, ":")
 	var dialector gorm.Dialector
-	switch strings.ToLower(scheme) {
-	case "postgres", "postgresql":
+	switch {
+	case strings.EqualFold(scheme, "postgres"), strings.EqualFold(scheme, "postgresql"), keywordValue.MatchString(databaseURL):
 		dialector = postgres.Open(databaseURL)
-	case "sqlite", "file":
+	case strings.EqualFold(scheme, "sqlite"), strings.EqualFold(scheme, "file"):
 		dsn, path, err := sqliteDSN(databaseURL)
 		if err != nil {
 			return nil, err
@@ -99,7 +106,8 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (Store, error
 		}
 		dialector = sqlite.Open(dsn)
 	default:
-		return nil, fmt.Errorf("storage: unsupported database URL scheme %q: want postgres://, postgresql://, sqlite: or file:", scheme)
+		// The value is not quoted: whatever it is, it may hold a password.
+		return nil, fmt.Errorf("storage: %w", permanent("unsupported database URL: want postgres://…, postgresql://…, a PostgreSQL keyword=value string, sqlite:PATH or file:…", nil))
 	}
 
 	s := &gormStore{now: func() time.Time { return o.now().UTC().Truncate(time.Microsecond) }}
@@ -108,11 +116,13 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (Store, error
 		// Every write is already an explicit transaction.
 		SkipDefaultTransaction: true,
 		NowFunc:                s.now,
-		Logger:                 newGormLogger(o.log),
+		// Open returns its own errors; the ORM would log them again.
+		Logger: logger.Discard,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("storage: open %s database: %w", dialector.Name(), err)
+		return nil, fmt.Errorf("storage: open %s database: %w", dialector.Name(), safe(err))
 	}
+	db.Logger = newGormLogger(o.log)
 	s.db = db
 	if o.statement != nil {
 		if err := registerStatementHook(db, o.statement); err != nil {
@@ -120,7 +130,7 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (Store, error
 		}
 	}
 	if err := migrate(ctx, db); err != nil {
-		return nil, errors.Join(fmt.Errorf("storage: migrate schema: %w", err), s.Close())
+		return nil, errors.Join(fmt.Errorf("storage: migrate schema: %w", safe(err)), s.Close())
 	}
 	if dialector.Name() == "postgres" {
 		s.notify = true
@@ -133,18 +143,64 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (Store, error
 	return s, nil
 }
 
-// migrate creates or upgrades the tables and makes sure the change counter
-// has its row.
+// SchemaVersion is the version of the schema this binary creates and
+// upgrades to. Open refuses a database whose schema is newer: an older
+// binary would misread it, and its migration could damage it.
+const SchemaVersion = 1
+
+// ErrSchemaTooNew means the database's schema is newer than SchemaVersion:
+// it was written by a later release. Open's error matches it with
+// errors.Is and is a permanent ConnectionError.
+var ErrSchemaTooNew = errors.New("storage: the database schema is newer than this binary")
+
+// migrate creates or upgrades the tables, after checking that the schema is
+// not newer than this binary's, and makes sure the change counter has its
+// row.
 func migrate(ctx context.Context, db *gorm.DB) error {
 	db = db.WithContext(ctx)
-	if err := db.AutoMigrate(&jwkModel{}, &registrationModel{}, &changeModel{}); err != nil {
+	if err := checkSchemaVersion(db); err != nil {
+		return err
+	}
+	if err := db.AutoMigrate(&jwkModel{}, &registrationModel{}, &changeModel{}, &schemaModel{}); err != nil {
 		return err
 	}
 	if err := upgradeLifecycle(db); err != nil {
 		return err
 	}
-	return db.Clauses(clause.OnConflict{DoNothing: true}).Create(&changeModel{ID: changeRowID}).Error
+	if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&changeModel{ID: changeRowID}).Error; err != nil {
+		return err
+	}
+	// Only ever raised: an older binary never lowers a newer version.
+	if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&schemaModel{ID: schemaRowID, Version: SchemaVersion}).Error; err != nil {
+		return err
+	}
+	return db.Model(&schemaModel{}).Where("id = ? AND version < ?", schemaRowID, SchemaVersion).
+		UpdateColumn("version", SchemaVersion).Error
 }
+
+// checkSchemaVersion fails with ErrSchemaTooNew when the database records a
+// schema version above SchemaVersion. Databases written before the version
+// was recorded have no ltikeys_schema table, and are version 1.
+func checkSchemaVersion(db *gorm.DB) error {
+	if !db.Migrator().HasTable(&schemaModel{}) {
+		return nil
+	}
+	var m schemaModel
+	switch err := db.Where("id = ?", schemaRowID).Take(&m).Error; {
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return nil
+	case err != nil:
+		return err
+	case m.Version > SchemaVersion:
+		return permanent(fmt.Sprintf("the database schema is version %d, newer than this binary's %d: run the release that wrote it, or a later one", m.Version, SchemaVersion), ErrSchemaTooNew)
+	}
+	return nil
+}
+
+// keywordValue matches a PostgreSQL connection string in keyword=value form
+// ("host=db user=ltikeys dbname=ltikeys"), which pgx accepts as well as
+// URLs.
+var keywordValue = regexp.MustCompile(`^\s*[A-Za-z_]+\s*=`)
 
 // legacyIssuerClientIndex is the unique index on (issuer, client_id) of
 // schemas before deleted registrations existed; the index replacing it
@@ -213,11 +269,11 @@ func sqliteDSN(databaseURL string) (dsn, path string, err error) {
 	if rest, ok := strings.CutPrefix(databaseURL, "file:"); ok {
 		u, err := url.Parse(databaseURL)
 		if err != nil {
-			return "", "", fmt.Errorf("storage: invalid SQLite URI: %w", err)
+			return "", "", fmt.Errorf("storage: %w", permanent("the SQLite URI does not parse", err))
 		}
 		head, _, _ := strings.Cut(rest, "?")
 		if head == "" {
-			return "", "", errors.New("storage: SQLite URI has no path")
+			return "", "", fmt.Errorf("storage: %w", permanent("the SQLite URI has no path", nil))
 		}
 		path, query, dsn = u.Opaque+u.Path, u.RawQuery, "file:"+head
 		if path == ":memory:" || u.Query().Get("mode") == "memory" {
@@ -227,20 +283,20 @@ func sqliteDSN(databaseURL string) (dsn, path string, err error) {
 		rest := strings.TrimPrefix(databaseURL[len("sqlite:"):], "//")
 		path, query, _ = strings.Cut(rest, "?")
 		if path == "" {
-			return "", "", errors.New("storage: SQLite URL has no path")
+			return "", "", fmt.Errorf("storage: %w", permanent("the SQLite URL has no path", nil))
 		}
 		dsn = path
 	}
 
 	q, err := url.ParseQuery(query)
 	if err != nil {
-		return "", "", fmt.Errorf("storage: invalid SQLite URL query: %w", err)
+		return "", "", fmt.Errorf("storage: %w", permanent("the SQLite URL's query does not parse", err))
 	}
 	// Times are stored as text in the driver's "sqlite" format, as every
 	// release has written them, and compared as text in SQL: another
 	// format would misorder new rows against old ones.
 	if q.Has("_time_format") {
-		return "", "", errors.New("storage: _time_format is not supported on SQLite URLs")
+		return "", "", fmt.Errorf("storage: %w", permanent("_time_format is not supported on SQLite URLs", nil))
 	}
 	q.Set("_time_format", "sqlite")
 	// Pragmas run in order; busy_timeout first, so switching to WAL waits
@@ -299,18 +355,44 @@ func newGormLogger(log *slog.Logger) logger.Interface {
 }
 
 // quietLogger keeps duplicate-key errors out of the log (they become
-// ErrAlreadyExists, the caller's to report) and never logs parameter values.
+// ErrAlreadyExists, the caller's to report), never logs parameter values,
+// logs a failure to connect as its ConnectionError (the driver's own text
+// quotes the connection's user, database and address), and formats the
+// ORM's printf-style messages, which its slog adapter would log verbatim.
 type quietLogger struct{ logger.Interface }
 
 func (l quietLogger) LogMode(level logger.LogLevel) logger.Interface {
 	return quietLogger{l.Interface.LogMode(level)}
 }
 
+func (l quietLogger) Info(ctx context.Context, format string, args ...any) {
+	l.Interface.Info(ctx, formatSafe(format, args))
+}
+
+func (l quietLogger) Warn(ctx context.Context, format string, args ...any) {
+	l.Interface.Warn(ctx, formatSafe(format, args))
+}
+
+func (l quietLogger) Error(ctx context.Context, format string, args ...any) {
+	l.Interface.Error(ctx, formatSafe(format, args))
+}
+
 func (l quietLogger) Trace(ctx context.Context, begin time.Time, fc func() (string, int64), err error) {
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
 		err = nil
 	}
-	l.Interface.Trace(ctx, begin, fc, err)
+	l.Interface.Trace(ctx, begin, fc, safe(err))
+}
+
+// formatSafe formats a message of the ORM's with every error argument made
+// safe to print.
+func formatSafe(format string, args []any) string {
+	for i, a := range args {
+		if err, ok := a.(error); ok {
+			args[i] = safe(err)
+		}
+	}
+	return fmt.Sprintf(format, args...)
 }
 
 // ParamsFilter implements gorm's logger.ParamsFilter: statements are logged

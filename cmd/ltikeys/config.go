@@ -12,6 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/ltikeys/ltikeys/storage"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -185,7 +187,8 @@ func source(f *pflag.Flag) string {
 
 // printConfig writes cmd's effective configuration as YAML that --config
 // accepts, each value commented with where it came from. Secrets are
-// redacted: flags marked secret, passwords in URLs and connection strings,
+// redacted: flags marked secret, passwords in URLs and connection strings
+// (the whole database URL if it does not parse),
 // and the environment-only secrets, of which it says only whether they are
 // set.
 func printConfig(w io.Writer, cmd *cobra.Command) error {
@@ -200,7 +203,9 @@ func printConfig(w io.Writer, cmd *cobra.Command) error {
 		value := f.Value.String()
 		switch {
 		case isSecret(f) && value != "":
-			value = "REDACTED"
+			value = storage.Redacted
+		case f.Name == databaseURLFlag:
+			value = storage.RedactDatabaseURL(value)
 		default:
 			value = redactPasswords(value)
 		}

@@ -23,6 +23,10 @@ const masterKeysEnv = envPrefix + "MASTER_KEYS"
 // for the embedded database when no master key is configured.
 const generatedKeyringName = "master.keys"
 
+// databaseURLFlag names the flag of the database URL, which errors and
+// --print-config never show as given: it may hold a password.
+const databaseURLFlag = "database-url"
+
 // storeOptions are the flags that locate the database and its master keys,
 // shared by serve and rewrap.
 type storeOptions struct {
@@ -32,7 +36,7 @@ type storeOptions struct {
 }
 
 func (o *storeOptions) register(flags *pflag.FlagSet) {
-	flags.StringVar(&o.databaseURL, "database-url", "", "database URL: postgres://… for PostgreSQL, or sqlite://PATH; empty means the embedded SQLite database in --data-dir")
+	flags.StringVar(&o.databaseURL, databaseURLFlag, "", "database URL: postgres://… or a keyword=value connection string for PostgreSQL, or sqlite://PATH; empty means the embedded SQLite database in --data-dir")
 	flags.StringVar(&o.dataDir, "data-dir", "./ltikeys-data", "directory for the embedded database and generated local secrets")
 	flags.StringVar(&o.masterKeyFile, "master-key-file", "", "file of master keys, one id:base64key line each, first is primary (mode 0600); or set "+masterKeysEnv)
 }
@@ -49,7 +53,8 @@ func (o *storeOptions) openStore(ctx context.Context, log *slog.Logger) (storage
 	}
 	store, err := storage.Open(ctx, url, storage.WithLogger(log.With("component", "storage")))
 	if err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
+		// storage's errors quote no part of the URL.
+		return nil, fmt.Errorf("--%s: %w", databaseURLFlag, err)
 	}
 	return store, nil
 }

@@ -60,9 +60,11 @@ const (
 )
 
 // openStoreWhenReachable opens the database, retrying with back-off while
-// it is unreachable, until ctx is done (then it returns nil, nil). The
-// embedded SQLite database is local: an error opening it is returned at
-// once.
+// it is unreachable, until ctx is done (then it returns nil, nil). A
+// configuration no retry can fix (storage.IsPermanent: a URL that does not
+// parse, an unknown database, failed authentication or TLS verification, a
+// newer schema) is returned at once, and so is any error opening the
+// embedded SQLite database, which is local.
 func (o *storeOptions) openStoreWhenReachable(ctx context.Context, log *slog.Logger, metrics *server.Metrics) (storage.Store, error) {
 	var store storage.Store
 	err := retry(ctx, log, metrics, "open", "database not reachable", !o.embedded(), func(ctx context.Context) error {
@@ -75,7 +77,8 @@ func (o *storeOptions) openStoreWhenReachable(ctx context.Context, log *slog.Log
 
 // retry runs f until it succeeds or ctx is done, waiting with back-off
 // between attempts and logging each failure as what failed. With again
-// false it makes one attempt only. A ctx ending is not an error.
+// false it makes one attempt only; a permanent storage error
+// (storage.IsPermanent) also ends it. A ctx ending is not an error.
 func retry(ctx context.Context, log *slog.Logger, metrics *server.Metrics, op, what string, again bool, f func(context.Context) error) error {
 	wait := startRetryMin
 	for attempt := 1; ; attempt++ {
@@ -84,7 +87,7 @@ func retry(ctx context.Context, log *slog.Logger, metrics *server.Metrics, op, w
 			return nil
 		}
 		metrics.StorageError(op)
-		if !again {
+		if !again || storage.IsPermanent(err) {
 			return err
 		}
 		log.Warn(what+"; retrying", "err", err, "attempt", attempt, "retry_in", wait)
