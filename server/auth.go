@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -326,11 +327,19 @@ type AuthConfig struct {
 //     method; otherwise, or when the method is not in the table, the call is
 //     PERMISSION_DENIED.
 //
-// Safe for concurrent use.
+// The accepted tokens and certificate identities can be replaced while
+// calls run (SetCredentials). Safe for concurrent use.
 type Authenticator struct {
+	creds atomic.Pointer[credentialSet]
+	log   *slog.Logger
+}
+
+// credentialSet is what an Authenticator accepts. It is never changed once
+// built, only replaced whole, so a call that loaded it once sees one
+// consistent set.
+type credentialSet struct {
 	tokens []authToken
 	certs  map[string][]Scope
-	log    *slog.Logger
 }
 
 type authToken struct {
@@ -342,32 +351,44 @@ type authToken struct {
 // NewAuthenticator returns an Authenticator. It fails on a malformed token
 // hash or an unknown scope.
 func NewAuthenticator(cfg AuthConfig) (*Authenticator, error) {
-	a := &Authenticator{
-		certs: map[string][]Scope{},
-		log:   cfg.Log,
-	}
+	a := &Authenticator{log: cfg.Log}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
-	for _, t := range cfg.Tokens {
+	if err := a.SetCredentials(cfg.Tokens, cfg.CertScopes); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// SetCredentials replaces the tokens and certificate identities the
+// Authenticator accepts, as AuthConfig's Tokens and CertScopes would set
+// them, in one atomic swap: every call is authenticated against either the
+// previous set or the new one, never a mix, and calls already admitted run
+// on. It fails on a malformed token hash or an unknown scope, and then
+// changes nothing.
+func (a *Authenticator) SetCredentials(tokens []Token, certScopes []CertIdentity) error {
+	set := &credentialSet{certs: map[string][]Scope{}}
+	for _, t := range tokens {
 		b, err := hex.DecodeString(t.Hash)
 		if err != nil || len(b) != sha256.Size {
-			return nil, fmt.Errorf("server: token %q: the hash must be 64 hex digits", t.Name)
+			return fmt.Errorf("server: token %q: the hash must be 64 hex digits", t.Name)
 		}
 		if err := checkScopes(t.Scopes); err != nil {
-			return nil, fmt.Errorf("server: token %q: %w", t.Name, err)
+			return fmt.Errorf("server: token %q: %w", t.Name, err)
 		}
 		at := authToken{name: t.Name, scopes: slices.Clone(t.Scopes)}
 		copy(at.hash[:], b)
-		a.tokens = append(a.tokens, at)
+		set.tokens = append(set.tokens, at)
 	}
-	for _, c := range cfg.CertScopes {
+	for _, c := range certScopes {
 		if err := checkScopes(c.Scopes); err != nil {
-			return nil, fmt.Errorf("server: certificate identity %q: %w", c.Identity, err)
+			return fmt.Errorf("server: certificate identity %q: %w", c.Identity, err)
 		}
-		a.certs[c.Identity] = slices.Clone(c.Scopes)
+		set.certs[c.Identity] = slices.Clone(c.Scopes)
 	}
-	return a, nil
+	a.creds.Store(set)
+	return nil
 }
 
 func checkScopes(scopes []Scope) error {
@@ -458,19 +479,21 @@ func (a *Authenticator) admit(ctx context.Context, method string) (Caller, error
 }
 
 // authenticate identifies the caller by its bearer token or, without one,
-// by its verified client certificate.
+// by its verified client certificate, against the credential set current
+// when the call came in.
 func (a *Authenticator) authenticate(ctx context.Context) (Caller, bool) {
+	set := a.creds.Load()
 	switch values := metadata.ValueFromIncomingContext(ctx, "authorization"); len(values) {
 	case 0:
-		return a.certCaller(ctx)
+		return set.certCaller(ctx)
 	case 1:
-		return a.tokenCaller(values[0])
+		return set.tokenCaller(values[0])
 	default:
 		return Caller{}, false
 	}
 }
 
-func (a *Authenticator) tokenCaller(header string) (Caller, bool) {
+func (s *credentialSet) tokenCaller(header string) (Caller, bool) {
 	scheme, token, ok := strings.Cut(header, " ")
 	token = strings.TrimSpace(token)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
@@ -480,23 +503,23 @@ func (a *Authenticator) tokenCaller(header string) (Caller, bool) {
 	// Compare against every stored hash, without stopping at a match, so the
 	// time taken says nothing about which entry matched.
 	match := -1
-	for i := range a.tokens {
-		if subtle.ConstantTimeCompare(presented[:], a.tokens[i].hash[:]) == 1 {
+	for i := range s.tokens {
+		if subtle.ConstantTimeCompare(presented[:], s.tokens[i].hash[:]) == 1 {
 			match = i
 		}
 	}
 	if match < 0 {
 		return Caller{}, false
 	}
-	t := a.tokens[match]
+	t := s.tokens[match]
 	return Caller{Name: t.name, Scopes: t.scopes}, true
 }
 
 // certCaller maps the identities of a verified client certificate to
 // scopes: the caller holds the scopes of every mapped identity and is named
 // after the first (URI SANs, then DNS SANs, then the common name).
-func (a *Authenticator) certCaller(ctx context.Context) (Caller, bool) {
-	if len(a.certs) == 0 {
+func (s *credentialSet) certCaller(ctx context.Context) (Caller, bool) {
+	if len(s.certs) == 0 {
 		return Caller{}, false
 	}
 	p, ok := peer.FromContext(ctx)
@@ -509,7 +532,7 @@ func (a *Authenticator) certCaller(ctx context.Context) (Caller, bool) {
 	}
 	var caller Caller
 	for _, id := range certIdentities(tlsInfo.State.VerifiedChains[0][0]) {
-		scopes, ok := a.certs[id]
+		scopes, ok := s.certs[id]
 		if !ok {
 			continue
 		}
