@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
@@ -47,69 +49,173 @@ type authOptions struct {
 }
 
 func (o *authOptions) register(flags *pflag.FlagSet) {
-	flags.StringVar(&o.tokenFile, "token-file", "", "file of API token lines name:scope[,scope]:sha256hex, holding SHA-256 hashes of tokens, never tokens; or set "+tokensEnv)
-	flags.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate (chain) for the gRPC listener; needs --tls-key")
-	flags.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
-	flags.StringVar(&o.clientCA, "client-ca", "", "PEM CA certificates: gRPC clients must present a certificate they issued (mTLS); needs --tls-cert")
-	flags.StringVar(&o.certScopesFile, "client-cert-scopes-file", "", "file of identity:scope[,scope] lines granting scopes to verified client certificates, identity being uri:SAN, dns:SAN or cn:COMMON-NAME; needs --client-ca; or set "+certScopesEnv)
+	flags.StringVar(&o.tokenFile, "token-file", "", "file of API token lines name:scope[,scope]:sha256hex, holding SHA-256 hashes of tokens, never tokens; read again on SIGHUP; or set "+tokensEnv+", which cannot change while serve runs")
+	flags.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate (chain) for the gRPC listener; needs --tls-key; read again on SIGHUP, for new connections")
+	flags.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert; read again on SIGHUP")
+	flags.StringVar(&o.clientCA, "client-ca", "", "PEM CA certificates: gRPC clients must present a certificate they issued (mTLS); needs --tls-cert; read again on SIGHUP, for new connections")
+	flags.StringVar(&o.certScopesFile, "client-cert-scopes-file", "", "file of identity:scope[,scope] lines granting scopes to verified client certificates, identity being uri:SAN, dns:SAN or cn:COMMON-NAME; needs --client-ca; read again on SIGHUP; or set "+certScopesEnv+", which cannot change while serve runs")
 }
 
-// serverOptions returns the gRPC server options that enforce access control:
-// the TLS credentials, if configured, and the interceptors that
-// authenticate, authorize and audit every call of a non-public method.
+// accessControl is what guards serve's gRPC listener: the authenticator
+// with the tokens and client certificate identities it accepts, and the TLS
+// configuration of new handshakes. reload reads every file they came from
+// again and swaps to the result, or keeps what it has.
+type accessControl struct {
+	opts *authOptions
+	log  *slog.Logger
+	auth *server.Authenticator
+	// generated is <data-dir>/tokens when the embedded default's generated
+	// admin token is in use: reload reads that file again.
+	generated string
+	// tls is the configuration of new TLS handshakes (certificate, key and
+	// client CAs together), replaced whole by reload; nil when the listener
+	// is plaintext.
+	tls *atomic.Pointer[tls.Config]
+	// reloading serializes reloads.
+	reloading sync.Mutex
+}
+
+// accessControl loads the access control of the gRPC listener: the TLS
+// files, if configured, and the credentials that callers of KeyService
+// present.
 //
 // With no tokens and no client certificate identities configured, the
 // embedded database gets an admin token generated in the data directory on
 // first start (its hash in <data-dir>/tokens, the token in
 // <data-dir>/admin.token, both mode 0600) and reuses it afterwards;
 // PostgreSQL refuses to start, as it does without a master key.
-func (o *authOptions) serverOptions(log *slog.Logger, store *storeOptions, grpcAddr string) ([]grpc.ServerOption, error) {
-	creds, err := o.transportCredentials()
+func (o *authOptions) accessControl(log *slog.Logger, store *storeOptions, grpcAddr string) (*accessControl, error) {
+	creds, err := o.load()
 	if err != nil {
 		return nil, err
 	}
-	certScopes, err := o.certScopes()
-	if err != nil {
-		return nil, err
-	}
-	tokens, err := o.tokens()
-	if err != nil {
-		return nil, err
-	}
-	if tokens == nil && certScopes == nil {
+	ac := &accessControl{opts: o, log: log}
+	if creds.tokens == nil && creds.certScopes == nil {
 		if !store.embedded() {
 			return nil, fmt.Errorf("no API credentials configured: PostgreSQL deployments must supply their own with --token-file or %s (or --client-ca with --client-cert-scopes-file)", tokensEnv)
 		}
-		if tokens, err = generatedTokens(log, store.dataDir); err != nil {
+		if creds.tokens, ac.generated, err = generatedTokens(log, store.dataDir); err != nil {
 			return nil, err
 		}
 	}
-	auth, err := server.NewAuthenticator(server.AuthConfig{
-		Tokens:     tokens,
-		CertScopes: certScopes,
+	ac.auth, err = server.NewAuthenticator(server.AuthConfig{
+		Tokens:     creds.tokens,
+		CertScopes: creds.certScopes,
 		Log:        log.With("component", "audit"),
 	})
 	if err != nil {
 		return nil, err
 	}
-	if creds == nil && !isLoopbackAddr(grpcAddr) {
+	if creds.tls != nil {
+		ac.tls = &atomic.Pointer[tls.Config]{}
+		ac.tls.Store(creds.tls)
+	} else if !isLoopbackAddr(grpcAddr) {
 		log.Warn("INSECURE: the gRPC listener accepts connections from other hosts without TLS, so API tokens and private keys cross the network in clear text: set --tls-cert and --tls-key", "grpc_addr", grpcAddr)
 	}
-	log.Info("gRPC access control", "tokens", len(tokens), "client_cert_identities", len(certScopes), "tls", creds != nil, "client_certs_required", o.clientCA != "")
-
-	opts := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(auth.UnaryInterceptor()),
-		grpc.ChainStreamInterceptor(auth.StreamInterceptor()),
-	}
-	if creds != nil {
-		opts = append(opts, grpc.Creds(creds))
-	}
-	return opts, nil
+	log.Info("gRPC access control", "tokens", len(creds.tokens), "client_cert_identities", len(creds.certScopes), "tls", creds.tls != nil, "client_certs_required", o.clientCA != "")
+	return ac, nil
 }
 
-// transportCredentials returns the gRPC listener's TLS credentials, or nil
-// for plaintext.
-func (o *authOptions) transportCredentials() (credentials.TransportCredentials, error) {
+// serverOptions returns the gRPC server options that enforce access
+// control: the TLS credentials, if configured, and the interceptors that
+// authenticate, authorize and audit every call of a non-public method.
+// Both follow reload.
+func (a *accessControl) serverOptions() []grpc.ServerOption {
+	opts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(a.auth.UnaryInterceptor()),
+		grpc.ChainStreamInterceptor(a.auth.StreamInterceptor()),
+	}
+	if a.tls != nil {
+		// Each handshake takes the configuration current when the client's
+		// hello arrives; connections already open keep theirs.
+		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{
+			MinVersion: tls.VersionTLS12,
+			GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+				return a.tls.Load(), nil
+			},
+		})))
+	}
+	return opts
+}
+
+// reload reads the token file, the client certificate scopes file and the
+// TLS certificate, key and client CA files again, as serve read them at
+// start, and swaps to them. It is all or nothing: if any of them fails to
+// load, the previous set stays in force, the error says why, and it is
+// logged at ERROR; a success logs one INFO line with what is now in force.
+// Neither line holds a token, a hash or key material.
+//
+// Tokens and identities from LTIKEYS_TOKENS and LTIKEYS_CLIENT_CERT_SCOPES
+// are read again too, but a process's environment does not change: they
+// stay as they were at start.
+func (a *accessControl) reload() error {
+	a.reloading.Lock()
+	defer a.reloading.Unlock()
+	creds, err := a.opts.load()
+	if err == nil && a.generated != "" {
+		creds.tokens, err = readTokenFile(a.generated)
+	}
+	if err == nil {
+		err = a.auth.SetCredentials(creds.tokens, creds.certScopes)
+	}
+	if err != nil {
+		a.log.Error("reload failed; keeping the previous access control", "err", err)
+		return err
+	}
+	attrs := []any{"token_source", a.tokenSource(), "tokens", len(creds.tokens), "client_cert_identities", len(creds.certScopes), "tls", creds.tls != nil}
+	if creds.tls != nil {
+		a.tls.Store(creds.tls)
+		if leaf := creds.tls.Certificates[0].Leaf; leaf != nil {
+			attrs = append(attrs, "tls_cert_serial", leaf.SerialNumber.String(), "tls_cert_not_after", leaf.NotAfter)
+		}
+	}
+	a.log.Info("reloaded access control", attrs...)
+	return nil
+}
+
+// tokenSource names where the tokens in force come from: a file, or
+// LTIKEYS_TOKENS; empty when there are none.
+func (a *accessControl) tokenSource() string {
+	switch {
+	case a.generated != "":
+		return a.generated
+	case a.opts.tokenFile != "":
+		return a.opts.tokenFile
+	}
+	if _, ok := os.LookupEnv(tokensEnv); ok {
+		return tokensEnv
+	}
+	return ""
+}
+
+// loadedCredentials is one reading of the access-control configuration.
+type loadedCredentials struct {
+	// tokens and certScopes are nil when not configured.
+	tokens     []server.Token
+	certScopes []server.CertIdentity
+	// tls is the listener's TLS configuration; nil for plaintext.
+	tls *tls.Config
+}
+
+// load reads the TLS files, the client certificate scopes and the tokens.
+func (o *authOptions) load() (loadedCredentials, error) {
+	var creds loadedCredentials
+	var err error
+	if creds.tls, err = o.tlsConfig(); err != nil {
+		return loadedCredentials{}, err
+	}
+	if creds.certScopes, err = o.certScopes(); err != nil {
+		return loadedCredentials{}, err
+	}
+	if creds.tokens, err = o.tokens(); err != nil {
+		return loadedCredentials{}, err
+	}
+	return creds, nil
+}
+
+// tlsConfig reads the TLS certificate, its key and the client CAs, and
+// returns the gRPC listener's TLS configuration, or nil for plaintext.
+func (o *authOptions) tlsConfig() (*tls.Config, error) {
 	switch {
 	case (o.tlsCert == "") != (o.tlsKey == ""):
 		return nil, errors.New("--tls-cert and --tls-key must be given together")
@@ -134,7 +240,7 @@ func (o *authOptions) transportCredentials() (credentials.TransportCredentials, 
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	return credentials.NewTLS(cfg), nil
+	return cfg, nil
 }
 
 // readCertPool reads the PEM certificates of a CA file named by flag.
@@ -162,6 +268,22 @@ func (o *authOptions) tokens() ([]server.Token, error) {
 	}
 	if len(tokens) == 0 {
 		return nil, fmt.Errorf("%s: no tokens", source)
+	}
+	return tokens, nil
+}
+
+// readTokenFile reads a token file such as <data-dir>/tokens.
+func readTokenFile(path string) ([]server.Token, error) {
+	text, err := readConfigFile(path)
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := server.ParseTokens(text)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(tokens) == 0 {
+		return nil, fmt.Errorf("%s: no tokens", path)
 	}
 	return tokens, nil
 }
@@ -216,10 +338,10 @@ func readConfigFile(path string) ([]byte, error) {
 	return os.ReadFile(path)
 }
 
-// generatedTokens returns the tokens of <data-dir>/tokens, first generating
-// an admin token if the file does not exist. The token itself is written
-// only to <data-dir>/admin.token and never logged.
-func generatedTokens(log *slog.Logger, dataDir string) ([]server.Token, error) {
+// generatedTokens returns the tokens of <data-dir>/tokens, and its path,
+// first generating an admin token if the file does not exist. The token
+// itself is written only to <data-dir>/admin.token and never logged.
+func generatedTokens(log *slog.Logger, dataDir string) ([]server.Token, string, error) {
 	// Absolute, so the log tells the operator where to look.
 	if abs, err := filepath.Abs(dataDir); err == nil {
 		dataDir = abs
@@ -227,26 +349,19 @@ func generatedTokens(log *slog.Logger, dataDir string) ([]server.Token, error) {
 	path := filepath.Join(dataDir, generatedTokensName)
 	tokenPath := filepath.Join(dataDir, adminTokenFileName)
 	if _, err := os.Stat(path); err == nil {
-		text, err := readConfigFile(path)
+		tokens, err := readTokenFile(path)
 		if err != nil {
-			return nil, err
-		}
-		tokens, err := server.ParseTokens(text)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		if len(tokens) == 0 {
-			return nil, fmt.Errorf("%s: no tokens", path)
+			return nil, "", err
 		}
 		log.Warn("using the API tokens generated for local use; production must supply its own with --token-file or "+tokensEnv, "path", path, "admin_token_file", tokenPath)
-		return tokens, nil
+		return tokens, path, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
+		return nil, "", err
 	}
 
 	token, err := server.GenerateToken()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	admin := server.Token{
 		Name:   adminTokenName,
@@ -254,22 +369,22 @@ func generatedTokens(log *slog.Logger, dataDir string) ([]server.Token, error) {
 		Hash:   server.HashToken(token),
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	// The token first: the hash file must never exist without the token
 	// having been saved.
 	if err := writeNewFile(tokenPath, token+"\n"); err != nil {
 		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("%s exists but %s does not: remove %s to generate a new admin token", tokenPath, path, tokenPath)
+			return nil, "", fmt.Errorf("%s exists but %s does not: remove %s to generate a new admin token", tokenPath, path, tokenPath)
 		}
-		return nil, fmt.Errorf("write the admin token: %w", err)
+		return nil, "", fmt.Errorf("write the admin token: %w", err)
 	}
 	if err := writeNewFile(path, "# Generated for the embedded database. Production must supply its own tokens.\n# name:scope[,scope]:sha256(token)\n"+admin.Line()+"\n"); err != nil {
 		_ = os.Remove(tokenPath)
-		return nil, fmt.Errorf("write the token file: %w", err)
+		return nil, "", fmt.Errorf("write the token file: %w", err)
 	}
 	log.Warn("generated an admin API token for local use; send it as 'authorization: Bearer <token>' metadata; production must supply its own tokens with --token-file or "+tokensEnv, "admin_token_file", tokenPath, "path", path)
-	return []server.Token{admin}, nil
+	return []server.Token{admin}, path, nil
 }
 
 // writeNewFile creates path with mode 0600 and writes text to it. It fails

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -63,7 +64,7 @@ func TestGeneratedAdminToken(t *testing.T) {
 	var auth authOptions
 
 	log, logs := captureLog()
-	opts, err := auth.serverOptions(log, store, "127.0.0.1:50051")
+	access, err := auth.accessControl(log, store, "127.0.0.1:50051")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,10 +103,10 @@ func TestGeneratedAdminToken(t *testing.T) {
 	if strings.Contains(logs.String(), token) {
 		t.Errorf("the log holds the token")
 	}
-	checkGuarded(t, opts, token)
+	checkGuarded(t, access.serverOptions(), token)
 
 	log, logs = captureLog()
-	opts, err = auth.serverOptions(log, store, "127.0.0.1:50051")
+	access, err = auth.accessControl(log, store, "127.0.0.1:50051")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,13 +120,13 @@ func TestGeneratedAdminToken(t *testing.T) {
 	if strings.Contains(logs.String(), token) || !strings.Contains(logs.String(), hashPath) {
 		t.Errorf("second start log should name %s and not hold the token:\n%s", hashPath, logs)
 	}
-	checkGuarded(t, opts, token)
+	checkGuarded(t, access.serverOptions(), token)
 
 	// A lost hash file with the token still there is not papered over.
 	if err := os.Remove(hashPath); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := auth.serverOptions(log, store, "127.0.0.1:50051"); err == nil || !strings.Contains(err.Error(), tokenPath) {
+	if _, err := auth.accessControl(log, store, "127.0.0.1:50051"); err == nil || !strings.Contains(err.Error(), tokenPath) {
 		t.Errorf("admin.token without the token file: err = %v, want one naming %s", err, tokenPath)
 	}
 }
@@ -183,7 +184,7 @@ func TestPostgresWithoutCredentialsRefusesToStart(t *testing.T) {
 	store := &storeOptions{databaseURL: "postgres://db.example/ltikeys", dataDir: dir}
 	var auth authOptions
 	log, _ := captureLog()
-	_, err := auth.serverOptions(log, store, "127.0.0.1:50051")
+	_, err := auth.accessControl(log, store, "127.0.0.1:50051")
 	if err == nil || !strings.Contains(err.Error(), "--token-file") {
 		t.Fatalf("err = %v, want a refusal naming --token-file", err)
 	}
@@ -192,7 +193,7 @@ func TestPostgresWithoutCredentialsRefusesToStart(t *testing.T) {
 	}
 
 	t.Setenv(tokensEnv, "ci:keys.read:"+server.HashToken("t1")+";ops:keys.admin:"+server.HashToken("t2"))
-	if _, err := auth.serverOptions(log, store, "127.0.0.1:50051"); err != nil {
+	if _, err := auth.accessControl(log, store, "127.0.0.1:50051"); err != nil {
 		t.Errorf("PostgreSQL with %s: %v", tokensEnv, err)
 	}
 }
@@ -236,7 +237,7 @@ func TestAuthOptionErrors(t *testing.T) {
 				t.Setenv(k, v)
 			}
 			log, _ := captureLog()
-			_, err := tt.opts.serverOptions(log, &storeOptions{dataDir: t.TempDir()}, "127.0.0.1:50051")
+			_, err := tt.opts.accessControl(log, &storeOptions{dataDir: t.TempDir()}, "127.0.0.1:50051")
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want one containing %q", err, tt.want)
 			}
@@ -251,7 +252,7 @@ func TestAuthOptionErrors(t *testing.T) {
 		log, logs := captureLog()
 		opts := authOptions{tlsCert: certFile, tlsKey: keyFile, clientCA: caFile, certScopesFile: scopes}
 		dataDir := t.TempDir()
-		if _, err := opts.serverOptions(log, &storeOptions{dataDir: dataDir}, "0.0.0.0:50051"); err != nil {
+		if _, err := opts.accessControl(log, &storeOptions{dataDir: dataDir}, "0.0.0.0:50051"); err != nil {
 			t.Fatal(err)
 		}
 		if strings.Contains(logs.String(), "INSECURE") {
@@ -277,7 +278,7 @@ func TestInsecureListenerWarning(t *testing.T) {
 		"keys.internal:1": true,
 	} {
 		log, logs := captureLog()
-		if _, err := (&authOptions{}).serverOptions(log, &storeOptions{dataDir: t.TempDir()}, addr); err != nil {
+		if _, err := (&authOptions{}).accessControl(log, &storeOptions{dataDir: t.TempDir()}, addr); err != nil {
 			t.Fatal(err)
 		}
 		if got := strings.Contains(logs.String(), `level=WARN msg="INSECURE:`); got != warn {
@@ -338,5 +339,192 @@ func TestIsLoopbackAddr(t *testing.T) {
 		if got := isLoopbackAddr(addr); got != want {
 			t.Errorf("isLoopbackAddr(%q) = %v, want %v", addr, got, want)
 		}
+	}
+}
+
+// TestReloadAccessControl reloads the access control of a listener with a
+// token file, client certificate scopes and TLS files: a good reload swaps
+// all of them and logs one INFO line without secrets; every bad one fails,
+// logs why at ERROR and leaves the previous set in force.
+func TestReloadAccessControl(t *testing.T) {
+	unsetEnv(t, tokensEnv, certScopesEnv)
+	dir := t.TempDir()
+	write := func(name, text string, mode os.FileMode) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	copyFile := func(from, to string) {
+		t.Helper()
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(filepath.Base(to), string(b), 0o600)
+	}
+	line := func(name, token string) string { return name + ":keys.read:" + server.HashToken(token) + "\n" }
+	firstDir, secondDir := filepath.Join(dir, "first"), filepath.Join(dir, "second")
+	for _, d := range []string{firstDir, secondDir} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	firstCert, firstKey, firstCA := writeTLSFiles(t, firstDir)
+	secondCert, secondKey, _ := writeTLSFiles(t, secondDir)
+	opts := authOptions{
+		tokenFile:      write("tokens", line("a", "ltk_a")+line("b", "ltk_b"), 0o600),
+		certScopesFile: write("scopes", "cn:old:keys.read\n", 0o600),
+		tlsCert:        filepath.Join(dir, "server.crt"),
+		tlsKey:         filepath.Join(dir, "server.key"),
+		clientCA:       filepath.Join(dir, "ca.crt"),
+	}
+	copyFile(firstCert, opts.tlsCert)
+	copyFile(firstKey, opts.tlsKey)
+	copyFile(firstCA, opts.clientCA)
+
+	log, logs := captureLog()
+	access, err := opts.accessControl(log, &storeOptions{dataDir: t.TempDir()}, "127.0.0.1:50051")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := func(token string) codes.Code {
+		ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+token))
+		_, err := access.auth.UnaryInterceptor()(ctx, &ltikeysv1.ListRegistrationsRequest{},
+			&grpc.UnaryServerInfo{FullMethod: ltikeysv1.KeyService_ListRegistrations_FullMethodName},
+			func(context.Context, any) (any, error) { return &ltikeysv1.ListRegistrationsResponse{}, nil })
+		return status.Code(err)
+	}
+	servedCert := func() []byte { return access.tls.Load().Certificates[0].Certificate[0] }
+	certDER := func(path string) []byte {
+		t.Helper()
+		pair, err := tls.LoadX509KeyPair(path, strings.TrimSuffix(path, ".crt")+".key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pair.Certificate[0]
+	}
+
+	// A good reload: a removed, b kept, c added, the second certificate.
+	write("tokens", line("b", "ltk_b")+line("c", "ltk_c"), 0o600)
+	write("scopes", "cn:new:keys.read\ncn:other:keys.read\n", 0o600)
+	copyFile(secondCert, opts.tlsCert)
+	copyFile(secondKey, opts.tlsKey)
+	logs.Reset()
+	if err := access.reload(); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	want := `level=INFO msg="reloaded access control" token_source=` + opts.tokenFile + ` tokens=2 client_cert_identities=2 tls=true tls_cert_serial=2 `
+	if got := logs.String(); strings.Count(got, "\n") != 1 || !strings.HasPrefix(strings.SplitN(got, " ", 2)[1], want) {
+		t.Errorf("reload log = %q, want one line starting %q", got, want)
+	}
+	if strings.Contains(logs.String(), server.HashToken("ltk_b")) {
+		t.Errorf("the reload log holds a token hash")
+	}
+	for token, want := range map[string]codes.Code{"ltk_a": codes.Unauthenticated, "ltk_b": codes.OK, "ltk_c": codes.OK} {
+		if got := code(token); got != want {
+			t.Errorf("after the reload, %s = %v, want %v", token, got, want)
+		}
+	}
+	if !bytes.Equal(servedCert(), certDER(secondCert)) {
+		t.Errorf("after the reload, new handshakes do not get the second certificate")
+	}
+
+	// Bad reloads: each keeps b, c and the second certificate.
+	good := line("b", "ltk_b") + line("c", "ltk_c")
+	for _, tt := range []struct {
+		name  string
+		spoil func()
+		want  string
+	}{
+		{"bad token line", func() { write("tokens", good+"d:keys.read:ltk_secret\n", 0o600) }, "line 3 (d)"},
+		{"unknown scope", func() { write("tokens", good+"d:keys.all:"+server.HashToken("ltk_d")+"\n", 0o600) }, "unknown scope"},
+		{"empty token file", func() { write("tokens", "# revoked everything\n", 0o600) }, "no tokens"},
+		{"group-writable token file", func() { write("tokens", good, 0o620) }, "writable by group or others"},
+		{"missing token file", func() { os.Remove(opts.tokenFile) }, "no such file"},
+		{"bad scopes line", func() { write("scopes", "new:keys.read\n", 0o600) }, "want uri:URI, dns:NAME or cn:NAME"},
+		{"key of another certificate", func() { copyFile(firstKey, opts.tlsKey) }, "private key does not match public key"},
+		{"unreadable certificate", func() { write("server.crt", "not PEM\n", 0o600) }, "--tls-cert/--tls-key"},
+		{"client CA file without certificates", func() { write("ca.crt", "nothing\n", 0o600) }, "holds no PEM certificate"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			write("tokens", good, 0o600)
+			write("scopes", "cn:new:keys.read\n", 0o600)
+			copyFile(secondCert, opts.tlsCert)
+			copyFile(secondKey, opts.tlsKey)
+			copyFile(firstCA, opts.clientCA)
+			tt.spoil()
+			logs.Reset()
+			err := access.reload()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("reload: err = %v, want one containing %q", err, tt.want)
+			}
+			got := logs.String()
+			if !strings.Contains(got, `level=ERROR msg="reload failed; keeping the previous access control"`) ||
+				!strings.Contains(got, tt.want) || strings.Contains(got, "level=INFO") {
+				t.Errorf("reload log = %q, want one ERROR line saying %q", got, tt.want)
+			}
+			if strings.Contains(got, "ltk_secret") {
+				t.Errorf("the reload log holds a token")
+			}
+			for token, want := range map[string]codes.Code{"ltk_a": codes.Unauthenticated, "ltk_b": codes.OK, "ltk_c": codes.OK} {
+				if got := code(token); got != want {
+					t.Errorf("after the failed reload, %s = %v, want %v", token, got, want)
+				}
+			}
+			if !bytes.Equal(servedCert(), certDER(secondCert)) {
+				t.Errorf("after the failed reload, new handshakes do not get the second certificate")
+			}
+		})
+	}
+}
+
+// TestReloadGeneratedAndEnvironmentTokens reloads the embedded default,
+// whose <data-dir>/tokens is read again, and tokens from LTIKEYS_TOKENS,
+// which stay as they were.
+func TestReloadGeneratedAndEnvironmentTokens(t *testing.T) {
+	unsetEnv(t, tokensEnv, certScopesEnv)
+	dataDir := t.TempDir()
+	log, logs := captureLog()
+	access, err := (&authOptions{}).accessControl(log, &storeOptions{dataDir: dataDir}, "127.0.0.1:50051")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dataDir, generatedTokensName)
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("ci:keys.read:" + server.HashToken("ltk_ci") + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	logs.Reset()
+	if err := access.reload(); err != nil {
+		t.Fatal(err)
+	}
+	if want := "token_source=" + path + " tokens=2 "; !strings.Contains(logs.String(), want) {
+		t.Errorf("reload log = %q, want %q", logs, want)
+	}
+	if entries, _ := os.ReadDir(dataDir); len(entries) != 2 {
+		t.Errorf("the reload changed the data directory: %d files, want 2", len(entries))
+	}
+
+	t.Setenv(tokensEnv, "ci:keys.read:"+server.HashToken("t1")+";ops:keys.admin:"+server.HashToken("t2"))
+	access, err = (&authOptions{}).accessControl(log, &storeOptions{dataDir: t.TempDir()}, "127.0.0.1:50051")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs.Reset()
+	if err := access.reload(); err != nil {
+		t.Fatal(err)
+	}
+	if want := "token_source=" + tokensEnv + " tokens=2 client_cert_identities=0 tls=false\n"; !strings.Contains(logs.String(), want) {
+		t.Errorf("reload log = %q, want %q", logs, want)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -59,8 +60,71 @@ type process struct {
 	httpAddr string
 	// metricsAddr is empty unless serve runs with --metrics-addr.
 	metricsAddr string
-	stderr      *bytes.Buffer
+	stderr      *logBuffer
 	done        chan error
+}
+
+// logBuffer holds what serve writes to stderr; it may be read while serve
+// runs.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// records returns the JSON log records written so far whose msg is msg.
+func (l *logBuffer) records(msg string) []map[string]any {
+	var recs []map[string]any
+	for line := range strings.SplitSeq(l.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == msg {
+			recs = append(recs, rec)
+		}
+	}
+	return recs
+}
+
+// waitLog waits until serve has logged msg n times and returns the nth
+// record; it fails the test if serve exits first or takes too long.
+func (p *process) waitLog(t *testing.T, msg string, n int) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if recs := p.stderr.records(msg); len(recs) >= n {
+			return recs[n-1]
+		}
+		select {
+		case err := <-p.done:
+			p.done <- err
+			t.Fatalf("serve exited (%v) before logging %q %d times\n%s", err, msg, n, p.stderr)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not log %q %d times in time\n%s", msg, n, p.stderr)
+		}
+	}
+}
+
+// running fails the test if serve has exited.
+func (p *process) running(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err
+		t.Fatalf("serve exited: %v\n%s", err, p.stderr)
+	default:
+	}
 }
 
 // startServe starts `ltikeys serve` on free ports and waits until it logs
@@ -84,7 +148,7 @@ func startServeUntil(t *testing.T, dir string, env []string, msg string, args ..
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	p := &process{cmd: cmd, stderr: &logBuffer{}, done: make(chan error, 1)}
 	ready := make(chan struct{})
 	go func() {
 		seen := false

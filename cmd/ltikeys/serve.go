@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -57,6 +60,20 @@ scope keys.sign, GetToolKey keys.read_private (it returns private keys; with
 ListRegistrations and ListKeys keys.read, the other methods keys.admin.
 JwksService is open to all.
 
+SIGHUP reloads access control without a restart: the token file
+(--token-file, or the generated <data-dir>/tokens), --client-cert-scopes-file
+and the TLS files --tls-cert, --tls-key and --client-ca. To revoke a token,
+remove its line from the token file and run "kill -HUP <pid>". Every call
+after the reload is checked against the new tokens and identities, on open
+connections too; new connections get the new certificate and client CAs,
+while open ones keep the handshake they made. A reload is all or nothing:
+if any file fails to load (unreadable, a bad line, a key that does not
+match the certificate, a token file writable by group or others), the
+previous set stays in force and the reason is logged at ERROR; a success
+logs one INFO line with the counts. LTIKEYS_TOKENS and
+LTIKEYS_CLIENT_CERT_SCOPES cannot change while serve runs: changing them
+needs a restart, as does every other setting.
+
 With no flags it uses an embedded SQLite database in --data-dir and, on first
 start, generates a master key file and an admin API token there (the token
 in admin.token). Before accepting requests it checks that every stored
@@ -93,6 +110,14 @@ naming the missing key, if one does not.`,
 }
 
 func serve(ctx context.Context, o *serveOptions) error {
+	// SIGHUP reloads access control (see reloadOnHangup) rather than end
+	// the process, Go's default. Caught from the start, so that one sent
+	// while serve starts up is not fatal either; it is acted on once the
+	// listeners are up.
+	hangup := make(chan os.Signal, 1)
+	signal.Notify(hangup, syscall.SIGHUP)
+	defer signal.Stop(hangup)
+
 	log, err := o.log.logger()
 	if err != nil {
 		return err
@@ -116,7 +141,7 @@ func serve(ctx context.Context, o *serveOptions) error {
 	if err != nil {
 		return err
 	}
-	grpcOpts, err := o.auth.serverOptions(log, &o.store, o.grpcAddr)
+	access, err := o.auth.accessControl(log, &o.store, o.grpcAddr)
 	if err != nil {
 		return err
 	}
@@ -127,7 +152,7 @@ func serve(ctx context.Context, o *serveOptions) error {
 	// Registered now, connected to storage by start below (see start.go).
 	var keys deferredKeyService
 	var jwksService deferredJwksService
-	grpcServer := grpc.NewServer(server.ServerOptions(log.With("component", "grpc"), metrics, health, o.requestTimeout, grpcOpts)...)
+	grpcServer := grpc.NewServer(server.ServerOptions(log.With("component", "grpc"), metrics, health, o.requestTimeout, access.serverOptions())...)
 	ltikeysv1.RegisterKeyServiceServer(grpcServer, &keys)
 	ltikeysv1.RegisterJwksServiceServer(grpcServer, &jwksService)
 	health.Register(grpcServer)
@@ -269,6 +294,10 @@ func serve(ctx context.Context, o *serveOptions) error {
 	}
 	g.Go(func() error { return start(gctx) })
 	g.Go(func() error {
+		reloadOnHangup(gctx, hangup, access)
+		return nil
+	})
+	g.Go(func() error {
 		<-gctx.Done()
 		log.Info("shutting down", "timeout", o.shutdownTimeout)
 		health.Shutdown()
@@ -299,6 +328,20 @@ func serve(ctx context.Context, o *serveOptions) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// reloadOnHangup reloads access control on every signal from hangup until
+// ctx is done. A failed reload is logged and changes nothing; serve runs on
+// either way.
+func reloadOnHangup(ctx context.Context, hangup <-chan os.Signal, access *accessControl) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hangup:
+			_ = access.reload()
+		}
+	}
 }
 
 // keyCacheSize maps --key-cache-size to KeyServiceConfig.KeyCacheSize, where
