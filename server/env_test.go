@@ -38,6 +38,18 @@ func forEachBackend(t *testing.T, test func(t *testing.T, env *testEnv)) {
 	}
 }
 
+// forEachBackendWith runs test once per storage backend, on a server
+// started with o (its keyring, if unset, is testKeyring).
+func forEachBackendWith(t *testing.T, o envOptions, test func(t *testing.T, env *testEnv)) {
+	t.Helper()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			env, _ := startEnv(t, b.url(t), o)
+			test(t, env)
+		})
+	}
+}
+
 // testEnv is a running server, reached over an in-memory connection.
 type testEnv struct {
 	// url is the database's; a second testEnv on it shares its data.

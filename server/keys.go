@@ -55,7 +55,17 @@ type KeyServiceConfig struct {
 	// Metrics, if set, counts the signing-key cache's hits and misses as
 	// ltikeys_cache_lookups_total{cache="keys"}. Nil turns counting off.
 	Metrics *Metrics
+	// MaxPublishedKeys bounds the keys one registration publishes
+	// (pending, current and previous): a RotateKey past it is
+	// FAILED_PRECONDITION. 0 means DefaultMaxPublishedKeys; negative, no
+	// bound.
+	MaxPublishedKeys int
 }
+
+// DefaultMaxPublishedKeys is how many keys one registration may publish
+// unless configured otherwise: every platform's cached copy and every
+// tenant's global JWKS carry them all.
+const DefaultMaxPublishedKeys = 10
 
 // KeyService implements ltikeysv1.KeyServiceServer.
 type KeyService struct {
@@ -73,6 +83,8 @@ type KeyService struct {
 	jwksMaxAge       time.Duration
 	pool             *KeyPool
 	metrics          *Metrics
+	// maxPublished is Rotate's MaxPublished: 0 for no bound.
+	maxPublished int
 }
 
 // NewKeyService returns a KeyService. It fails on an invalid configuration.
@@ -103,6 +115,7 @@ func NewKeyService(cfg KeyServiceConfig) (*KeyService, error) {
 		jwksMaxAge:       cmp.Or(cfg.JWKSMaxAge, DefaultJWKSMaxAge),
 		pool:             cfg.KeyPool,
 		metrics:          cfg.Metrics,
+		maxPublished:     max(cmp.Or(cfg.MaxPublishedKeys, DefaultMaxPublishedKeys), 0),
 	}, nil
 }
 
@@ -283,7 +296,13 @@ func (s *KeyService) RotateKey(ctx context.Context, req *ltikeysv1.RotateKeyRequ
 	if err != nil {
 		return nil, storeError(ctx, s.log, "RotateKey", err)
 	}
+	opts.MaxPublished = s.maxPublished
 	r, err := s.store.Rotate(ctx, req.GetRegistrationId(), key, opts)
+	if errors.Is(err, storage.ErrTooManyKeys) {
+		return nil, status.Errorf(codes.FailedPrecondition,
+			"registration %q would publish more than %d keys: retire previous keys first (RetireKey; ltikeys key list --registration-id %s --state previous, then ltikeys key retire --kid …), or rotate with a shorter retire_previous_after",
+			req.GetRegistrationId(), s.maxPublished, req.GetRegistrationId())
+	}
 	if err != nil {
 		return nil, s.registrationError(ctx, "RotateKey", err, req.GetRegistrationId())
 	}

@@ -7,11 +7,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
+	"github.com/ltikeys/ltikeys/server"
 )
 
 func TestCreateRegistrationValidation(t *testing.T) {
@@ -279,10 +282,12 @@ func TestRetireKey(t *testing.T) {
 // all succeed, each publishes its key, and the registration ends on one of
 // them.
 func TestConcurrentRotations(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, env *testEnv) {
+	const n = 20
+	// Room for the first key and every new one, which rotations without
+	// a retirement window all keep published.
+	forEachBackendWith(t, envOptions{configure: func(c *server.KeyServiceConfig) { c.MaxPublishedKeys = n + 1 }}, func(t *testing.T, env *testEnv) {
 		created := env.mustCreate(t, "concurrent")
 		id := created.GetRegistration().GetId()
-		const n = 20
 		var (
 			wg      sync.WaitGroup
 			mu      sync.Mutex
@@ -323,6 +328,47 @@ func TestConcurrentRotations(t *testing.T) {
 			if !published[kid] {
 				t.Errorf("new key %q is not published", kid)
 			}
+		}
+	})
+}
+
+// TestRotateKeyPublishedKeyCap rotates past --max-published-keys: the
+// rotation is FAILED_PRECONDITION, says how to make room, and changes
+// nothing; retiring a previous key makes room again.
+func TestRotateKeyPublishedKeyCap(t *testing.T) {
+	const max = 3
+	forEachBackendWith(t, envOptions{configure: func(c *server.KeyServiceConfig) { c.MaxPublishedKeys = max }}, func(t *testing.T, env *testEnv) {
+		ctx := context.Background()
+		created := env.mustCreate(t, "cap")
+		id := created.GetRegistration().GetId()
+		rotate := func() (*ltikeysv1.RotateKeyResponse, error) {
+			// A year's overlap keeps every previous key published.
+			return env.keys.RotateKey(ctx, &ltikeysv1.RotateKeyRequest{RegistrationId: id, RetirePreviousAfter: durationpb.New(365 * 24 * time.Hour)})
+		}
+		for i := 1; i < max; i++ {
+			if _, err := rotate(); err != nil {
+				t.Fatalf("rotation %d within the cap: %v", i, err)
+			}
+		}
+		keysBefore, publishedBefore := env.keyCount(t), publishedKids(t, env)
+		_, err := rotate()
+		if status.Code(err) != codes.FailedPrecondition {
+			t.Fatalf("rotation past the cap: %v, want FAILED_PRECONDITION", err)
+		}
+		if msg := status.Convert(err).Message(); !strings.Contains(msg, "more than 3 keys") || !strings.Contains(msg, "ltikeys key retire") {
+			t.Errorf("message does not say the cap and how to retire: %q", msg)
+		}
+		if got := env.keyCount(t); got != keysBefore {
+			t.Errorf("refused rotation left %d key rows, had %d", got, keysBefore)
+		}
+		if got := publishedKids(t, env); len(got) != len(publishedBefore) {
+			t.Errorf("refused rotation changed the JWKS: %d keys, had %d", len(got), len(publishedBefore))
+		}
+		if _, err := env.keys.RetireKey(ctx, &ltikeysv1.RetireKeyRequest{Kid: created.GetKey().GetKid()}); err != nil {
+			t.Fatalf("RetireKey: %v", err)
+		}
+		if _, err := rotate(); err != nil {
+			t.Errorf("rotation after retiring a previous key: %v", err)
 		}
 	})
 }

@@ -61,7 +61,7 @@ func wrap(err error, format string, args ...any) error {
 		err = ErrNotFound
 	case errors.Is(err, gorm.ErrDuplicatedKey):
 		err = ErrAlreadyExists
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrAlreadyExists), errors.Is(err, ErrKeyInUse):
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrAlreadyExists), errors.Is(err, ErrKeyInUse), errors.Is(err, ErrTooManyKeys):
 	default:
 		err = fmt.Errorf("storage: %w", safe(err))
 	}
@@ -201,6 +201,21 @@ func (s *gormStore) Rotate(ctx context.Context, registrationID string, newKey Ke
 			Updates(map[string]any{"jwk_id": r.JWKID, "pending_jwk_id": r.PendingJWKID, "updated_at": r.UpdatedAt}).Error
 		if err != nil {
 			return err
+		}
+		if opts.MaxPublished > 0 {
+			// Counted in the transaction that holds the registration's
+			// lock, after this rotation's changes: concurrent rotations of
+			// one registration cannot both pass.
+			var published int64
+			err := tx.Model(&jwkModel{}).
+				Where("registration_id = ? AND active = ? AND (retire_at IS NULL OR retire_at > ?)", registrationID, true, now).
+				Count(&published).Error
+			if err != nil {
+				return err
+			}
+			if published > int64(opts.MaxPublished) {
+				return ErrTooManyKeys
+			}
 		}
 		out.New, out.Previous = cur.key(), prev.key()
 		if r.PendingJWKID == nil {

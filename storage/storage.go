@@ -17,6 +17,9 @@ var (
 	// ErrKeyInUse means a key cannot be retired because it is some
 	// registration's current signing key.
 	ErrKeyInUse = errors.New("storage: key is a registration's current signing key")
+	// ErrTooManyKeys means a rotation would leave its registration with
+	// more published keys than RotateOptions.MaxPublished allows.
+	ErrTooManyKeys = errors.New("storage: the registration would publish too many keys")
 )
 
 // Key is one stored key pair (a row of lti_jwks).
@@ -138,6 +141,11 @@ type RotateOptions struct {
 	// it replaces is retired; 0 retires it at that instant. Negative: no
 	// scheduled retirement (RetireKey retires it).
 	RetirePreviousAfter time.Duration
+	// MaxPublished, if positive, bounds the registration's published keys
+	// (pending, current and previous) once the rotation is done: counting
+	// the new key, and not a pending key it replaces or a previous key it
+	// retires at once. A rotation past it fails with ErrTooManyKeys.
+	MaxPublished int
 }
 
 // Rotation is what Store.Rotate did.
@@ -222,7 +230,8 @@ type Store interface {
 	// RetirePreviousAfter is negative, RetireAt; a RetireAt that is not in
 	// the future retires it in the same transaction. Returns ErrNotFound
 	// for an unknown or deleted registration (inserting nothing),
-	// ErrAlreadyExists if newKey's kid is taken.
+	// ErrAlreadyExists if newKey's kid is taken, ErrTooManyKeys (changing
+	// nothing) past opts.MaxPublished.
 	Rotate(ctx context.Context, registrationID string, newKey Key, opts RotateOptions) (Rotation, error)
 
 	// RetireKey marks the key inactive. It is idempotent: retiring a retired

@@ -24,23 +24,24 @@ import (
 )
 
 type serveOptions struct {
-	log             logOptions
-	store           storeOptions
-	auth            authOptions
-	grpcAddr        string
-	httpAddr        string
-	keyBits         int
-	disableExport   bool
-	jwksRefresh     time.Duration
-	jwksMaxAge      time.Duration
-	keyCacheSize    int
-	transitions     time.Duration
-	keyPoolSize     int
-	shutdownTimeout time.Duration
-	metricsAddr     string
-	reflection      bool
-	requestTimeout  time.Duration
-	printConfig     bool
+	log              logOptions
+	store            storeOptions
+	auth             authOptions
+	grpcAddr         string
+	httpAddr         string
+	keyBits          int
+	disableExport    bool
+	jwksRefresh      time.Duration
+	jwksMaxAge       time.Duration
+	keyCacheSize     int
+	maxPublishedKeys int
+	transitions      time.Duration
+	keyPoolSize      int
+	shutdownTimeout  time.Duration
+	metricsAddr      string
+	reflection       bool
+	requestTimeout   time.Duration
+	printConfig      bool
 }
 
 func newServeCommand() *cobra.Command {
@@ -99,6 +100,7 @@ naming the missing key, if one does not.`,
 	f.DurationVar(&o.jwksMaxAge, "jwks-max-age", server.DefaultJWKSMaxAge, "max-age of the JWKS responses' Cache-Control header: how long platforms and shared caches may reuse them")
 	f.IntVar(&o.keyPoolSize, "key-pool-size", server.DefaultKeyPoolSize, "how many pre-generated keys (of --key-bits) to keep in memory, refilled in the background, so CreateRegistration and RotateKey need not wait for RSA generation; 0 turns the pool off")
 	f.DurationVar(&o.transitions, "transition-interval", server.DefaultTransitionInterval, "how often to record due key transitions (pending keys activating, previous keys retiring) in the database; which key signs and which keys are published follow the schedule whether or not they are recorded")
+	f.IntVar(&o.maxPublishedKeys, "max-published-keys", server.DefaultMaxPublishedKeys, "most keys one registration may publish (pending, current and previous): a rotation past it is refused until previous keys are retired; 0 or less removes the bound")
 	f.IntVar(&o.keyCacheSize, "key-cache-size", server.DefaultKeyCacheSize, "how many opened signing keys GetToolKey keeps in memory; 0 or less turns the cache off")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may run after SIGTERM before they are cut")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "listen address of the Prometheus /metrics endpoint, e.g. 127.0.0.1:9090; empty turns metrics off. Never the public --http-addr")
@@ -243,13 +245,14 @@ func serve(ctx context.Context, o *serveOptions) error {
 			Keyring:      keyring,
 			KeyBits:      o.keyBits,
 			JWKS:         jwks,
-			KeyCacheSize: keyCacheSize(o.keyCacheSize),
+			KeyCacheSize: offIfNotPositive(o.keyCacheSize),
 			JWKSMaxAge:   o.jwksMaxAge,
 			KeyPool:      pool,
 			Metrics:      metrics,
 			Log:          log.With("component", "keys"),
 
 			DisableKeyExport: o.disableExport,
+			MaxPublishedKeys: offIfNotPositive(o.maxPublishedKeys),
 		})
 		if err != nil {
 			return err
@@ -344,9 +347,10 @@ func reloadOnHangup(ctx context.Context, hangup <-chan os.Signal, access *access
 	}
 }
 
-// keyCacheSize maps --key-cache-size to KeyServiceConfig.KeyCacheSize, where
-// 0 means the default and a negative size turns the cache off.
-func keyCacheSize(flag int) int {
+// offIfNotPositive maps a flag where 0 or less turns something off
+// (--key-cache-size, --max-published-keys) to a KeyServiceConfig field
+// where 0 means the default and a negative value turns it off.
+func offIfNotPositive(flag int) int {
 	if flag <= 0 {
 		return -1
 	}

@@ -48,6 +48,8 @@ func RunLifecycleTests(t *testing.T, newStore func(t *testing.T, now func() time
 		{"DeleteRegistration", testDeleteRegistration},
 		{"UpdateRegistration", testUpdateRegistration},
 		{"ListKeysByState", testListKeysByState},
+		{"MaxPublished", testMaxPublished},
+		{"ConcurrentMaxPublished", testConcurrentMaxPublished},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -408,4 +410,94 @@ func testListKeysByState(t *testing.T, s storage.Store, clock *Clock) {
 	check("previous later", list(storage.KeyQuery{State: storage.KeyPrevious, Now: later, Limit: 10}), a1.KID)
 	much := now.Add(3 * time.Hour)
 	check("retired much later", list(storage.KeyQuery{State: storage.KeyRetired, Now: much, Limit: 10}), a1.KID, b1.KID)
+}
+
+// testMaxPublished rotates a registration up to its cap of published keys:
+// the rotation past it changes nothing, and rotations that leave the count
+// where it is, by replacing a pending key or retiring the previous one at
+// once, still pass.
+func testMaxPublished(t *testing.T, s storage.Store, clock *Clock) {
+	ctx := t.Context()
+	reg, _ := mustCreate(t, s)
+	keep := storage.RotateOptions{RetirePreviousAfter: -1, MaxPublished: 3}
+	for i := 0; i < 2; i++ {
+		if _, err := s.Rotate(ctx, reg.ID, newKey(reg.ID), keep); err != nil {
+			t.Fatalf("rotation %d within the cap: %v", i+1, err)
+		}
+	}
+	before, version := mustGetRegistration(t, s, reg.ID), mustVersion(t, s)
+	published := mustActiveKIDs(t, s)
+	extra := newKey(reg.ID)
+	if _, err := s.Rotate(ctx, reg.ID, extra, keep); !errors.Is(err, storage.ErrTooManyKeys) {
+		t.Fatalf("rotation past the cap: %v, want ErrTooManyKeys", err)
+	}
+	if got := mustGetRegistration(t, s, reg.ID); got.KID != before.KID || got.PendingKID != "" {
+		t.Errorf("registration after the refused rotation: %+v", got)
+	}
+	if _, err := s.GetKey(ctx, extra.KID); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("the refused rotation's key was stored: %v", err)
+	}
+	if got := mustActiveKIDs(t, s); len(got) != len(published) || mustVersion(t, s) != version {
+		t.Errorf("refused rotation changed the published keys (%q → %q) or the version", published, got)
+	}
+
+	// Retiring the previous key at once keeps the count (3): allowed.
+	if _, err := s.Rotate(ctx, reg.ID, newKey(reg.ID), storage.RotateOptions{RetirePreviousAfter: 0, MaxPublished: 3}); err != nil {
+		t.Fatalf("rotation that retires the previous key at once: %v", err)
+	}
+	// Retiring the oldest makes room (2); a key published ahead takes it
+	// (3), and replacing that pending key keeps the count.
+	if _, err := s.RetireKey(ctx, published[len(published)-1]); err != nil {
+		t.Fatalf("RetireKey of the oldest key: %v", err)
+	}
+	ahead := storage.RotateOptions{PublishAhead: time.Hour, RetirePreviousAfter: 0, MaxPublished: 3}
+	if _, err := s.Rotate(ctx, reg.ID, newKey(reg.ID), ahead); err != nil {
+		t.Fatalf("rotation ahead, within the cap: %v", err)
+	}
+	if _, err := s.Rotate(ctx, reg.ID, newKey(reg.ID), ahead); err != nil {
+		t.Fatalf("rotation replacing the pending key: %v", err)
+	}
+	// Once the pending key activates, the key it supersedes is past its
+	// retirement and no longer counts, recorded or not (2).
+	clock.Set(clock.Now().Add(2 * time.Hour))
+	if _, err := s.Rotate(ctx, reg.ID, newKey(reg.ID), keep); err != nil {
+		t.Fatalf("rotation after a retirement came due: %v", err)
+	}
+	if _, err := s.Rotate(ctx, reg.ID, newKey(reg.ID), keep); !errors.Is(err, storage.ErrTooManyKeys) {
+		t.Fatalf("rotation past the cap again: %v, want ErrTooManyKeys", err)
+	}
+}
+
+// testConcurrentMaxPublished races rotations of one registration against
+// its cap: exactly as many pass as the cap leaves room for.
+func testConcurrentMaxPublished(t *testing.T, s storage.Store, _ *Clock) {
+	reg, _ := mustCreate(t, s)
+	const max, tries = 4, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, tries)
+	for range tries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.Rotate(t.Context(), reg.ID, newKey(reg.ID), storage.RotateOptions{RetirePreviousAfter: -1, MaxPublished: max})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	passed := 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			passed++
+		case !errors.Is(err, storage.ErrTooManyKeys):
+			t.Errorf("Rotate: %v", err)
+		}
+	}
+	if passed != max-1 {
+		t.Errorf("%d concurrent rotations passed, want %d", passed, max-1)
+	}
+	if kids := mustActiveKIDs(t, s); len(kids) != max {
+		t.Errorf("%d keys published, want %d", len(kids), max)
+	}
 }
