@@ -121,13 +121,7 @@ func NewKeyService(cfg KeyServiceConfig) (*KeyService, error) {
 
 // CreateRegistration implements ltikeysv1.KeyServiceServer.
 func (s *KeyService) CreateRegistration(ctx context.Context, req *ltikeysv1.CreateRegistrationRequest) (*ltikeysv1.CreateRegistrationResponse, error) {
-	var v violations
-	v.requireText("issuer", req.GetIssuer(), maxFieldLen)
-	v.requireText("client_id", req.GetClientId(), maxClientIDLen)
-	v.requireEndpoint("auth_endpoint", req.GetAuthEndpoint())
-	v.requireEndpoint("jwks_uri", req.GetJwksUri())
-	v.requireEndpoint("token_endpoint", req.GetTokenEndpoint())
-	if err := v.err(); err != nil {
+	if err := validateCreateRegistration(req); err != nil {
 		return nil, err
 	}
 
