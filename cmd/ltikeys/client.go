@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -8,9 +9,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -174,7 +179,7 @@ func callKeys[Req, Resp any](ctx context.Context, c *client, method keysMethod[R
 		return resp, nil
 	}
 	st := status.Convert(err)
-	msg := fmt.Sprintf("%s: %s", rpccode.Code(st.Code()).String(), st.Message())
+	msg := fmt.Sprintf("%s: %s", rpccode.Code(st.Code()).String(), escapeText(st.Message()))
 	ids := header.Get(server.RequestIDHeader)
 	if len(ids) > 0 {
 		msg += " (request id " + ids[0] + ")"
@@ -211,7 +216,7 @@ func (o *clientOptions) print(w io.Writer, msg proto.Message, rows func() [][2]s
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(w, "%s\n", b)
+		_, err = fmt.Fprintf(w, "%s\n", escapeJSON(b))
 		return err
 	}
 	return printRows(w, rows())
@@ -219,11 +224,85 @@ func (o *clientOptions) print(w io.Writer, msg proto.Message, rows func() [][2]s
 
 // printRows writes name/value rows as an aligned two-column table.
 func printRows(w io.Writer, rows [][2]string) error {
+	lines := make([][]string, len(rows))
+	for i, r := range rows {
+		lines[i] = r[:]
+	}
+	return writeTable(w, lines)
+}
+
+// writeTable writes lines as aligned columns, every cell escaped by
+// escapeText: a cell is one value, whatever it holds.
+func writeTable(w io.Writer, lines [][]string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
+	for _, l := range lines {
+		cells := make([]string, len(l))
+		for i, c := range l {
+			cells[i] = escapeText(c)
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
 	return tw.Flush()
+}
+
+// unsafeRune reports whether r, printed as it is, could act on a terminal
+// or hide in plain sight: a control character (C0, DEL, C1, so no escape
+// sequence), a format character (bidirectional controls, zero-width
+// characters) or a line or paragraph separator. The server refuses them in
+// what it stores, but a table also prints what a server returns, which may
+// have been stored before, or beneath the API.
+func unsafeRune(r rune) bool { return unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp) }
+
+// escapeText returns s with each unsafe rune escaped as strconv.Quote
+// escapes it (\x1b, \t, \u202e, \U000e0041) and each byte that is not UTF-8
+// as \xff. Everything else is left as it is, backslashes included.
+func escapeText(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, unsafeRune) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unsafeRune(r):
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// escapeJSON returns the JSON text b with each unsafe rune from DEL up
+// escaped as \uXXXX (a pair of them beyond U+FFFF), which decodes to the
+// same value, and each byte that is not UTF-8 as \ufffd, which is what a
+// decoder makes of it. Encoders escape the C0 controls in strings already,
+// and outside strings valid JSON holds only white space, left as it is.
+func escapeJSON(b []byte) []byte {
+	if utf8.Valid(b) && !bytes.ContainsFunc(b, func(r rune) bool { return r >= 0x7f && unsafeRune(r) }) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+32)
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			out = append(out, `\ufffd`...)
+		case r > 0xffff && unsafeRune(r):
+			r1, r2 := utf16.EncodeRune(r)
+			out = fmt.Appendf(out, `\u%04x\u%04x`, r1, r2)
+		case r >= 0x7f && unsafeRune(r):
+			out = fmt.Appendf(out, `\u%04x`, r)
+		default:
+			out = append(out, b[i:i+size]...)
+		}
+		i += size
+	}
+	return out
 }
 
 // printTable writes a response: as protobuf JSON with -o json, else as a
@@ -234,16 +313,11 @@ func (o *clientOptions) printTable(w io.Writer, msg proto.Message, header []stri
 		return o.print(w, msg, nil)
 	}
 	lines, footer := rows()
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(header, "\t"))
-	for _, l := range lines {
-		fmt.Fprintln(tw, strings.Join(l, "\t"))
-	}
-	if err := tw.Flush(); err != nil {
+	if err := writeTable(w, append([][]string{header}, lines...)); err != nil {
 		return err
 	}
 	for _, f := range footer {
-		if _, err := fmt.Fprintln(w, f); err != nil {
+		if _, err := fmt.Fprintln(w, escapeText(f)); err != nil {
 			return err
 		}
 	}
@@ -401,6 +475,7 @@ LTIKEYS_TOKEN) or, without one, with the admin token a local serve generated
 in <--data-dir>/admin.token, so on a development machine it works with no
 flags from the directory serve was started in.
 
-Output is a table, or with -o json the response as protobuf JSON. On error
-it prints the gRPC code (NOT_FOUND, PERMISSION_DENIED, …) and message and
-exits with status 1.`
+Output is a table, or with -o json the response as protobuf JSON; control
+and format characters in either are printed escaped (\x1b, \u202e). On
+error it prints the gRPC code (NOT_FOUND, PERMISSION_DENIED, …) and message
+and exits with status 1.`

@@ -100,7 +100,7 @@ func (o *jwksOptions) run(ctx context.Context, w io.Writer) error {
 		return fmt.Errorf("read the JWKS: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return exitError{code: 1, err: fmt.Errorf("GET %s: %s: %s", target, resp.Status, strings.TrimSpace(string(body)))}
+		return exitError{code: 1, err: fmt.Errorf("GET %s: %s: %s", target, resp.Status, escapeText(strings.TrimSpace(string(body))))}
 	}
 	if len(body) > maxJWKSBytes {
 		return fmt.Errorf("GET %s: the document is larger than %d bytes", target, maxJWKSBytes)
@@ -117,21 +117,21 @@ func (o *jwksOptions) run(ctx context.Context, w io.Writer) error {
 			return err
 		}
 		out.WriteByte('\n')
-		_, err := w.Write(out.Bytes())
+		_, err := w.Write(escapeJSON(out.Bytes()))
 		return err
 	}
-	rows := [][2]string{{"KID", "ALG\tKTY\tUSE\tBITS"}}
+	rows := [][]string{{"KID", "ALG", "KTY", "USE", "BITS"}}
 	for _, k := range doc.Keys {
-		rows = append(rows, [2]string{str(k["kid"]), strings.Join([]string{str(k["alg"]), str(k["kty"]), str(k["use"]), modulusBits(k)}, "\t")})
+		rows = append(rows, []string{str(k["kid"]), str(k["alg"]), str(k["kty"]), str(k["use"]), modulusBits(k)})
 	}
-	if err := printRows(w, rows); err != nil {
+	if err := writeTable(w, rows); err != nil {
 		return err
 	}
 	summary := fmt.Sprintf("%d published key(s) at %s", len(doc.Keys), target)
 	if cc := resp.Header.Get("Cache-Control"); cc != "" {
 		summary += " (Cache-Control: " + cc + ")"
 	}
-	_, err = fmt.Fprintln(w, summary)
+	_, err = fmt.Fprintln(w, escapeText(summary))
 	return err
 }
 
