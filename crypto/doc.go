@@ -24,6 +24,7 @@
 //     panics, whatever the input.
 //   - Rewrap moves an envelope to the primary master key and is idempotent,
 //     which makes master key rotation a resumable background pass.
+//   - A keyring never holds a master key that is one byte value repeated.
 //   - No error, String or log value produced here contains plaintext, key
 //     bytes, or the input that failed to parse; a MasterKey prints only
 //     its id.

@@ -36,6 +36,12 @@ func GenerateMasterKey(id string) (MasterKey, error) {
 	}
 	key := make([]byte, masterKeyBytes)
 	rand.Read(key) // never fails; it crashes the program instead
+	// NewKeyring refuses a key that is one byte repeated. 32 random bytes
+	// are that with probability 2^-248; drawing again keeps a generated key
+	// from ever being refused.
+	for repeatedByte(key) {
+		rand.Read(key)
+	}
 	return MasterKey{ID: id, Key: key}, nil
 }
 
@@ -94,9 +100,28 @@ type ringKey struct {
 
 var errInvalidKeyID = errors.New("id must be 1 to 64 characters from [A-Za-z0-9._-]")
 
+// repeatedByteReason completes the message refusing a key that
+// repeatedByte reports; it says nothing of which byte.
+const repeatedByteReason = "is one byte value repeated 32 times, not a random key: generate one (see docs/encryption.md)"
+
+// repeatedByte reports whether key is one byte value throughout, in time
+// that does not depend on where it first differs.
+func repeatedByte(key []byte) bool {
+	if len(key) == 0 {
+		return false
+	}
+	var diff byte
+	for _, b := range key {
+		diff |= b ^ key[0]
+	}
+	return diff == 0
+}
+
 // NewKeyring returns a keyring holding keys; the first is the primary. It
 // fails if keys is empty, an id is invalid or repeated, or a key is not 32
-// bytes. It does not keep the callers' slices, which may be zeroed after.
+// bytes or is one byte value repeated (all zero, all 0x41, …: a
+// placeholder, never a random key). It does not keep the callers' slices,
+// which may be zeroed after.
 func NewKeyring(keys ...MasterKey) (*Keyring, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("crypto: keyring needs at least one master key")
@@ -111,6 +136,9 @@ func NewKeyring(keys ...MasterKey) (*Keyring, error) {
 		}
 		if len(mk.Key) != masterKeyBytes {
 			return nil, fmt.Errorf("crypto: master key %q is %d bytes, want %d", mk.ID, len(mk.Key), masterKeyBytes)
+		}
+		if repeatedByte(mk.Key) {
+			return nil, fmt.Errorf("crypto: master key %q %s", mk.ID, repeatedByteReason)
 		}
 		block, err := aes.NewCipher(mk.Key) // copies the key into its schedule
 		if err != nil {
@@ -174,6 +202,10 @@ func ParseKeyring(text []byte) (*Keyring, error) {
 		if m != masterKeyBytes {
 			Zero(key)
 			return nil, fmt.Errorf("crypto: keyring line %d: key for %q is %d bytes, want %d", n, id, m, masterKeyBytes)
+		}
+		if repeatedByte(key[:m]) {
+			Zero(key)
+			return nil, fmt.Errorf("crypto: keyring line %d: key for %q %s", n, id, repeatedByteReason)
 		}
 		keys = append(keys, MasterKey{ID: id, Key: key[:m]})
 	}

@@ -29,6 +29,30 @@ func TestGenerateMasterKey(t *testing.T) {
 	}
 }
 
+// TestRepeatedByteKeys: a key that is one byte value throughout is refused
+// however it arrives, and keys that differ in a single byte are not.
+func TestRepeatedByteKeys(t *testing.T) {
+	for _, b := range []byte{0x00, 0x41, 0xff} {
+		key := bytes.Repeat([]byte{b}, 32)
+		if !repeatedByte(key) {
+			t.Errorf("repeatedByte(32 x %#x) = false", b)
+		}
+		for _, i := range []int{0, 15, 31} {
+			other := bytes.Clone(key)
+			other[i] ^= 1
+			if repeatedByte(other) {
+				t.Errorf("repeatedByte(32 x %#x, byte %d changed) = true", b, i)
+			}
+			if _, err := NewKeyring(MasterKey{ID: "k", Key: other}); err != nil {
+				t.Errorf("NewKeyring refused a key that is not one repeated byte: %v", err)
+			}
+		}
+	}
+	if repeatedByte(nil) {
+		t.Error("repeatedByte(nil) = true")
+	}
+}
+
 func TestNewKeyring(t *testing.T) {
 	a, b, c := masterKey(t, "a"), masterKey(t, "b.2026"), masterKey(t, "c_x-1")
 	k := keyring(t, b, a, c)
@@ -72,6 +96,9 @@ func TestNewKeyringRejects(t *testing.T) {
 		{"short key", []MasterKey{{ID: "k", Key: good.Key[:16]}}, "16 bytes, want 32"},
 		{"long key", []MasterKey{{ID: "k", Key: append(bytes.Clone(good.Key), 0)}}, "33 bytes, want 32"},
 		{"nil key", []MasterKey{{ID: "k"}}, "0 bytes, want 32"},
+		{"all zero", []MasterKey{good, {ID: "zero-1", Key: make([]byte, 32)}}, `master key "zero-1" is one byte value repeated 32 times`},
+		{"all 0x41", []MasterKey{{ID: "aaa.2026", Key: bytes.Repeat([]byte{0x41}, 32)}}, `master key "aaa.2026" is one byte value repeated 32 times`},
+		{"all 0xff", []MasterKey{{ID: "ones", Key: bytes.Repeat([]byte{0xff}, 32)}}, `master key "ones" is one byte value repeated`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,6 +173,8 @@ func TestParseKeyringErrors(t *testing.T) {
 		{"40 bytes", "\n\nk1:" + long, `line 3: key for "k1" is 40 bytes, want 32`},
 		{"empty key", "k1:", `line 1: key for "k1" is 0 bytes, want 32`},
 		{"good then bad", mk.Line() + "\nk2:" + short, "line 2:"},
+		{"all zero", mk.Line() + "\nzero-1:" + strings.Repeat("A", 43) + "=", `line 2: key for "zero-1" is one byte value repeated 32 times, not a random key`},
+		{"all 0x41", "\nk-41:" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x41}, 32)), `line 2: key for "k-41" is one byte value repeated 32 times, not a random key`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -252,6 +252,7 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 		{"bad key size", nil, []string{"--key-bits", "1024"}, "--key-bits"},
 		{"bad key size from the environment", []string{"LTIKEYS_KEY_BITS=512"}, nil, "--key-bits"},
 		{"malformed master keys", []string{"LTIKEYS_MASTER_KEYS=k1:not-base64"}, nil, "LTIKEYS_MASTER_KEYS"},
+		{"all-zero master key", []string{"LTIKEYS_MASTER_KEYS=zero-1:" + strings.Repeat("A", 43) + "="}, nil, `key for "zero-1" is one byte value repeated`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, tt.args...)

@@ -15,6 +15,17 @@ import (
 // without generating credentials; no test here calls KeyService.
 const readOnlyTokens = "LTIKEYS_TOKENS=probe:keys.read:0000000000000000000000000000000000000000000000000000000000000000"
 
+// masterKeyLine returns a fresh random master key named id as a keyring
+// line.
+func masterKeyLine(t *testing.T, id string) string {
+	t.Helper()
+	mk, err := crypto.GenerateMasterKey(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mk.Line()
+}
+
 // seedKey stores one registration whose key is sealed under mk and returns
 // the sealed bytes, to compare against later.
 func seedKey(t *testing.T, databaseURL string, mk crypto.MasterKey) (kid string, sealed []byte) {

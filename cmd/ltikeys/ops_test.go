@@ -101,7 +101,7 @@ func TestHealthWaitsForDatabase(t *testing.T) {
 	const token = "ltk_health-test-token"
 	sum := sha256.Sum256([]byte(token))
 	env := []string{
-		"LTIKEYS_MASTER_KEYS=k1:" + strings.Repeat("A", 43) + "=",
+		"LTIKEYS_MASTER_KEYS=" + masterKeyLine(t, "k1"),
 		"LTIKEYS_TOKENS=ops:keys.admin:" + hex.EncodeToString(sum[:]),
 		"LTIKEYS_DATABASE_URL=" + u.String(),
 	}

@@ -110,7 +110,7 @@ func TestServeGuardsKeyService(t *testing.T) {
 }
 
 func TestServeRefusesPostgresWithoutTokens(t *testing.T) {
-	out, err := command(context.Background(), t.TempDir(), []string{"LTIKEYS_MASTER_KEYS=k1:" + strings.Repeat("A", 43) + "="},
+	out, err := command(context.Background(), t.TempDir(), []string{"LTIKEYS_MASTER_KEYS=" + masterKeyLine(t, "k1")},
 		"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--database-url", "postgres://postgres@127.0.0.1:1/none").CombinedOutput()
 	if err == nil {
 		t.Fatalf("serve started; want a refusal\n%s", out)
