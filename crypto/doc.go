@@ -17,13 +17,16 @@
 //     refuses any carrying private members, and writes only public members.
 //   - Keyring.Seal encrypts with AES-256-GCM under a fresh random nonce into
 //     a versioned envelope that names its master key and is bound to the
-//     kid of its row (see docs/encryption.md). Open fails with ErrDecrypt if
-//     any byte was changed or the envelope was moved to another kid, with
-//     *MissingKeyError if its master key is not loaded, and with
-//     ErrMalformed for anything that is not an envelope. Parsing never
-//     panics, whatever the input.
-//   - Rewrap moves an envelope to the primary master key and is idempotent,
-//     which makes master key rotation a resumable background pass.
+//     kid of its row and to the registration that owns it (format version
+//     2, see docs/encryption.md). Open fails with ErrDecrypt if any byte was
+//     changed or the envelope was moved to another kid or registration,
+//     with *MissingKeyError if its master key is not loaded, and with
+//     ErrMalformed for anything that is not an envelope. Version 1
+//     envelopes, bound to the kid alone, still open. Parsing never panics,
+//     whatever the input.
+//   - Rewrap moves an envelope to the primary master key and to the current
+//     format, and is idempotent, which makes master key rotation and the
+//     upgrade from version 1 a resumable background pass.
 //   - A keyring never holds a master key that is one byte value repeated.
 //   - No error, String or log value produced here contains plaintext, key
 //     bytes, or the input that failed to parse; a MasterKey prints only

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/ltikeys/ltikeys/crypto/cryptotest"
 )
 
 // FuzzOpen feeds arbitrary bytes to every function that parses an
@@ -13,51 +15,68 @@ import (
 // Without -fuzz, go test runs the seeds below.
 func FuzzOpen(f *testing.F) {
 	current, old := masterKey(f, "current"), masterKey(f, "old-2025")
-	k := keyring(f, current, old)
-	valid, err := k.Seal([]byte(`{"kty":"RSA","d":"x"}`), "kid")
+	k := keyring(f, current, old, fixtureKey())
+	valid, err := k.Seal([]byte(`{"kty":"RSA","d":"x"}`), "kid", regA)
 	if err != nil {
 		f.Fatal(err)
 	}
-	underOld, err := keyring(f, old).Seal([]byte("secret"), "kid")
+	underOld, err := keyring(f, old).Seal([]byte("secret"), "kid", regA)
 	if err != nil {
 		f.Fatal(err)
 	}
-	empty, err := k.Seal(nil, "kid")
+	empty, err := k.Seal(nil, "kid", regA)
+	if err != nil {
+		f.Fatal(err)
+	}
+	v1 := fixtureV1(f)
+	v1UnderPrimary, err := cryptotest.SealV1(current.ID, current.Key, []byte("secret"), "kid")
 	if err != nil {
 		f.Fatal(err)
 	}
 	body := bytes.Repeat([]byte{0xAA}, 12+16)
 
-	f.Add(valid, "kid")
-	f.Add(valid, "other")
-	f.Add(underOld, "kid")
-	f.Add(empty, "kid")
-	f.Add(valid[:len(valid)-1], "kid")
-	f.Add(valid[:2+len("current")+12+16], "kid")
-	f.Add(valid[:2+len("current")], "kid")
-	f.Add(valid[:5], "kid")
-	f.Add([]byte{}, "")
-	f.Add([]byte{1}, "kid")
-	f.Add(append([]byte{0, 7}, valid[2:]...), "kid")   // version 0
-	f.Add(append([]byte{2, 7}, valid[2:]...), "kid")   // version 2
-	f.Add(append([]byte{1, 255}, valid[2:]...), "kid") // id longer than the input
-	f.Add(append([]byte{1, 65}, bytes.Repeat([]byte{'a'}, 200)...), "kid")
-	f.Add(append([]byte{1, 0}, body...), "kid")
-	f.Add(append([]byte{1, 7, 'm', 'i', 's', 's', 'i', 'n', 'g'}, body...), "kid")
-	f.Add(append([]byte{1, 2, 0xff, 0xfe}, body...), "kid")
+	f.Add(valid, "kid", regA)
+	f.Add(valid, "other", regA)
+	f.Add(valid, "kid", regB)
+	f.Add(valid, "kid", "")
+	f.Add(valid, "ki", "d"+regA)
+	f.Add(underOld, "kid", regA)
+	f.Add(empty, "kid", regA)
+	f.Add(v1, fixtureKID, regA)
+	f.Add(v1, fixtureKID, "")
+	f.Add(v1, "other", regA)
+	f.Add(v1UnderPrimary, "kid", regB)
+	f.Add(append([]byte{2}, v1[1:]...), fixtureKID, regA) // version 1 relabelled 2
+	f.Add(append([]byte{1}, valid[1:]...), "kid", regA)   // version 2 relabelled 1
+	f.Add(valid[:len(valid)-1], "kid", regA)
+	f.Add(valid[:2+len("current")+12+16], "kid", regA)
+	f.Add(valid[:2+len("current")], "kid", regA)
+	f.Add(valid[:5], "kid", regA)
+	f.Add([]byte{}, "", "")
+	f.Add([]byte{1}, "kid", regA)
+	f.Add([]byte{2}, "kid", regA)
+	f.Add(append([]byte{0, 7}, valid[2:]...), "kid", regA)   // version 0
+	f.Add(append([]byte{3, 7}, valid[2:]...), "kid", regA)   // version 3
+	f.Add(append([]byte{2, 255}, valid[2:]...), "kid", regA) // id longer than the input
+	f.Add(append([]byte{1, 65}, bytes.Repeat([]byte{'a'}, 200)...), "kid", regA)
+	f.Add(append([]byte{2, 0}, body...), "kid", regA)
+	f.Add(append([]byte{2, 7, 'm', 'i', 's', 's', 'i', 'n', 'g'}, body...), "kid", regA)
+	f.Add(append([]byte{1, 2, 0xff, 0xfe}, body...), "kid", regA)
+	f.Add(append([]byte{2, 1, 'm'}, body...), strings.Repeat("k", 1<<16), regA)
 
-	f.Fuzz(func(t *testing.T, sealed []byte, kid string) {
+	f.Fuzz(func(t *testing.T, sealed []byte, kid, reg string) {
 		input := bytes.Clone(sealed)
 		id, headerErr := SealedBy(sealed)
-		pt, openErr := k.Open(sealed, kid)
-		next, changed, rewrapErr := k.Rewrap(sealed, kid)
+		version, versionErr := FormatVersion(sealed)
+		pt, openErr := k.Open(sealed, kid, reg)
+		next, changed, rewrapErr := k.Rewrap(sealed, kid, reg)
 		if !bytes.Equal(sealed, input) {
 			t.Fatal("input modified")
 		}
 
 		if headerErr != nil {
-			if !errors.Is(headerErr, ErrMalformed) || id != "" {
-				t.Fatalf("SealedBy = %q, %v", id, headerErr)
+			if !errors.Is(headerErr, ErrMalformed) || id != "" || !errors.Is(versionErr, ErrMalformed) || version != 0 {
+				t.Fatalf("SealedBy = %q, %v; FormatVersion = %d, %v", id, headerErr, version, versionErr)
 			}
 			if !errors.Is(openErr, ErrMalformed) || !errors.Is(rewrapErr, ErrMalformed) {
 				t.Fatalf("SealedBy says malformed (%v), Open says %v, Rewrap says %v", headerErr, openErr, rewrapErr)
@@ -67,16 +86,27 @@ func FuzzOpen(f *testing.F) {
 		if !validKeyID(id) {
 			t.Fatalf("SealedBy returned invalid id %q", id)
 		}
+		if versionErr != nil || (version != 1 && version != 2) {
+			t.Fatalf("FormatVersion = %d, %v for a well-formed header", version, versionErr)
+		}
 		var missing *MissingKeyError
 		switch {
 		case openErr == nil:
 			if rewrapErr != nil {
+				// Only a version 1 envelope opens where a version 2 one
+				// cannot be sealed: it is bound to no registration.
+				if version == 1 && (reg == "" || kid == "" || len(kid) > maxBoundLen || len(reg) > maxBoundLen) {
+					return
+				}
 				t.Fatalf("Open succeeded, Rewrap failed: %v", rewrapErr)
 			}
-			if changed != (id != k.PrimaryID()) {
-				t.Fatalf("Rewrap changed=%v for an envelope under %q", changed, id)
+			if changed != (id != k.PrimaryID() || version != CurrentFormat) {
+				t.Fatalf("Rewrap changed=%v for a version %d envelope under %q", changed, version, id)
 			}
-			again, err := k.Open(next, kid)
+			if v, _ := FormatVersion(next); v != CurrentFormat {
+				t.Fatalf("Rewrap output is version %d", v)
+			}
+			again, err := k.Open(next, kid, reg)
 			if err != nil || !bytes.Equal(again, pt) {
 				t.Fatalf("Rewrap output does not open: %v", err)
 			}

@@ -74,9 +74,9 @@ func TestNewKeyring(t *testing.T) {
 	}
 
 	// The keyring keeps no reference to the caller's key bytes.
-	sealed, _ := k.Seal([]byte("x"), "kid")
+	sealed, _ := k.Seal([]byte("x"), "kid", regA)
 	Zero(b.Key)
-	if _, err := k.Open(sealed, "kid"); err != nil {
+	if _, err := k.Open(sealed, "kid", regA); err != nil {
 		t.Errorf("Open after zeroing the caller's key: %v", err)
 	}
 }
@@ -130,8 +130,8 @@ func TestParseKeyring(t *testing.T) {
 		t.Errorf("IDs = %v", ids)
 	}
 	// The parsed keys are the same keys.
-	sealed, _ := keyring(t, b).Seal([]byte("x"), "kid")
-	if _, err := k.Open(sealed, "kid"); err != nil {
+	sealed, _ := keyring(t, b).Seal([]byte("x"), "kid", regA)
+	if _, err := k.Open(sealed, "kid", regA); err != nil {
 		t.Errorf("parsed keyring cannot open: %v", err)
 	}
 

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/base64"
@@ -14,6 +15,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/ltikeys/ltikeys/crypto"
+	"github.com/ltikeys/ltikeys/crypto/cryptotest"
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
 	"github.com/ltikeys/ltikeys/server"
 	"github.com/ltikeys/ltikeys/storage"
@@ -196,6 +198,113 @@ func TestMasterKeyRotation(t *testing.T) {
 			verify(t, env, signWithToolKey(t, env, id))
 		}
 	})
+}
+
+// TestRewrapUpgradesFormat1 stores keys in envelope format 1, as releases
+// before format 2 sealed them: they still open and sign; Rewrap rewrites
+// them in format 2 under the same master key, bound to their registration,
+// and leaves the format 2 key alone; a rerun has nothing to do.
+func TestRewrapUpgradesFormat1(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, env *testEnv) {
+		ctx := context.Background()
+		mk := mustMasterKey(t, "m-2026")
+		ring := mustKeyring(t, mk)
+		env = newTestEnvWith(t, env.url, ring)
+		var ids, kids []string
+		for i := range 3 {
+			created := env.mustCreate(t, fmt.Sprint("v1-", i))
+			ids, kids = append(ids, created.GetRegistration().GetId()), append(kids, created.GetKey().GetKid())
+		}
+		storeV1(t, env, mk, ids[0])
+		storeV1(t, env, mk, ids[1])
+		for i, kid := range kids {
+			want := 2
+			if i < 2 {
+				want = 1
+			}
+			if got := storedFormat(t, env, kid); got != want {
+				t.Fatalf("key %d is in envelope format %d, want %d", i, got, want)
+			}
+		}
+
+		// Format 1 keys still sign, on a server with nothing cached.
+		fresh := newTestEnvWith(t, env.url, ring)
+		for _, id := range ids {
+			verify(t, fresh, signWithToolKey(t, fresh, id))
+		}
+
+		before := map[string][]byte{}
+		for _, kid := range kids {
+			before[kid] = storedEnvelope(t, env, kid)
+		}
+		stats, err := server.Rewrap(ctx, env.store, ring)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (server.RewrapStats{Rewrapped: 2, Upgraded: 2, Current: 1}); stats != want {
+			t.Errorf("Rewrap = %+v, want %+v", stats, want)
+		}
+		for i, kid := range kids {
+			if got := storedFormat(t, env, kid); got != 2 {
+				t.Errorf("after Rewrap key %d is in envelope format %d, want 2", i, got)
+			}
+			if changed := !bytes.Equal(storedEnvelope(t, env, kid), before[kid]); changed != (i < 2) {
+				t.Errorf("Rewrap changed key %d: %v, want %v", i, changed, i < 2)
+			}
+			// Bound to its registration now.
+			if _, err := ring.Open(storedEnvelope(t, env, kid), kid, ids[(i+1)%3]); !errors.Is(err, crypto.ErrDecrypt) {
+				t.Errorf("key %d opens as another registration's: %v", i, err)
+			}
+		}
+		stats, err = server.Rewrap(ctx, env.store, ring)
+		if err != nil || stats != (server.RewrapStats{Current: 3}) {
+			t.Errorf("second Rewrap = %+v, %v; want nothing to do", stats, err)
+		}
+		fresh = newTestEnvWith(t, env.url, ring)
+		for _, id := range ids {
+			verify(t, fresh, signWithToolKey(t, fresh, id))
+		}
+	})
+}
+
+// storeV1 re-seals the current key of registration id in envelope format
+// 1 under mk, as a release before format 2 left it.
+func storeV1(t *testing.T, env *testEnv, mk crypto.MasterKey, id string) {
+	t.Helper()
+	resp, err := env.keys.GetToolKey(context.Background(), &ltikeysv1.GetToolKeyRequest{
+		Lookup: &ltikeysv1.GetToolKeyRequest_RegistrationId{RegistrationId: id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, err := cryptotest.SealV1(mk.ID, mk.Key, []byte(resp.GetPrivateJwk()), resp.GetKid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.store.UpdatePrivateKey(context.Background(), resp.GetKid(), func([]byte) ([]byte, bool, error) {
+		return v1, true, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// storedEnvelope returns the sealed private key of kid as stored.
+func storedEnvelope(t *testing.T, env *testEnv, kid string) []byte {
+	t.Helper()
+	key, err := env.store.GetKey(context.Background(), kid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key.PrivateJWK
+}
+
+// storedFormat returns the envelope format version of kid's stored key.
+func storedFormat(t *testing.T, env *testEnv, kid string) int {
+	t.Helper()
+	v, err := crypto.FormatVersion(storedEnvelope(t, env, kid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 func mustMasterKey(t *testing.T, id string) crypto.MasterKey {

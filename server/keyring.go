@@ -9,11 +9,13 @@ import (
 	"github.com/ltikeys/ltikeys/storage"
 )
 
-// CheckKeyring opens every stored private key with keyring and fails on the
-// first that does not open, naming the master key it needs (a
-// *crypto.MissingKeyError when that key is absent from the keyring). It
-// writes nothing. serve runs it before accepting requests, so a server never
-// starts with keys it cannot use, and never overwrites them.
+// CheckKeyring opens every stored private key with keyring, as the
+// registration its row names as owner, and fails on the first that does
+// not open, naming the master key it needs (a *crypto.MissingKeyError when
+// that key is absent from the keyring) or crypto.ErrDecrypt (a version 2
+// envelope whose row names another owner). It writes nothing. serve runs
+// it before accepting requests, so a server never starts with keys it
+// cannot use, and never overwrites them.
 func CheckKeyring(ctx context.Context, store storage.Store, keyring *crypto.Keyring) error {
 	kids, err := store.KeyIDs(ctx)
 	if err != nil {
@@ -24,9 +26,9 @@ func CheckKeyring(ctx context.Context, store storage.Store, keyring *crypto.Keyr
 		if err != nil {
 			return fmt.Errorf("read key %s: %w", kid, err)
 		}
-		private, err := keyring.Open(key.PrivateJWK, kid)
+		private, err := keyring.Open(key.PrivateJWK, kid, key.RegistrationID)
 		if err != nil {
-			return fmt.Errorf("key %s: %w", kid, err)
+			return fmt.Errorf("key %s of registration %s: %w", kid, key.RegistrationID, err)
 		}
 		crypto.Zero(private)
 	}
@@ -35,18 +37,28 @@ func CheckKeyring(ctx context.Context, store storage.Store, keyring *crypto.Keyr
 
 // RewrapStats counts what Rewrap did.
 type RewrapStats struct {
-	// Rewrapped is the number of keys re-sealed under the primary master key.
+	// Rewrapped is the number of keys re-sealed under the primary master
+	// key, in the current envelope format.
 	Rewrapped int
-	// Current is the number already sealed under it, left untouched.
+	// Upgraded is how many of the Rewrapped were in envelope format 1,
+	// bound to their kid alone, and are now bound to their registration
+	// too.
+	Upgraded int
+	// Current is the number already sealed under the primary key in the
+	// current format, left untouched.
 	Current int
 }
 
 // Rewrap re-seals every stored private key under keyring's primary master
-// key, one key per transaction. It is idempotent and safe while servers are
-// running (each row is locked while it is re-sealed, and servers only read
-// it); cancelled part-way, it leaves every row either old or new, both
-// readable with the same keyring, and a rerun finishes the job. The stats
-// count what was done before any error.
+// key in the current envelope format, one key per transaction: envelopes
+// under an older master key, and version 1 envelopes under any key, are
+// rewritten; version 2 envelopes under the primary key are authenticated
+// and left alone. Upgrading a version 1 envelope binds it to the
+// registration its row names as owner. It is idempotent and safe while
+// servers are running (each row is locked while it is re-sealed, and
+// servers only read it); cancelled part-way, it leaves every row either old
+// or new, both readable with the same keyring, and a rerun finishes the
+// job. The stats count what was done before any error.
 func Rewrap(ctx context.Context, store storage.Store, keyring *crypto.Keyring) (RewrapStats, error) {
 	var stats RewrapStats
 	kids, err := store.KeyIDs(ctx)
@@ -57,19 +69,35 @@ func Rewrap(ctx context.Context, store storage.Store, keyring *crypto.Keyring) (
 		if err := ctx.Err(); err != nil {
 			return stats, err
 		}
-		var changed bool
-		err := store.UpdatePrivateKey(ctx, kid, func(sealed []byte) ([]byte, bool, error) {
-			next, ch, err := keyring.Rewrap(sealed, kid)
-			changed = ch
-			return next, ch, err
-		})
+		// A key's owner is written with the key and never changes, so it
+		// may be read outside the transaction that re-seals the key.
+		key, err := store.GetKey(ctx, kid)
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
 			continue // deleted since it was listed; nothing to protect
 		case err != nil:
-			return stats, fmt.Errorf("rewrap key %s: %w", kid, err)
+			return stats, fmt.Errorf("read key %s: %w", kid, err)
+		}
+		var changed, upgraded bool
+		err = store.UpdatePrivateKey(ctx, kid, func(sealed []byte) ([]byte, bool, error) {
+			version, err := crypto.FormatVersion(sealed)
+			if err != nil {
+				return nil, false, err
+			}
+			next, ch, err := keyring.Rewrap(sealed, kid, key.RegistrationID)
+			changed, upgraded = ch, ch && version < crypto.CurrentFormat
+			return next, ch, err
+		})
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			continue // deleted since it was read
+		case err != nil:
+			return stats, fmt.Errorf("rewrap key %s of registration %s: %w", kid, key.RegistrationID, err)
 		case changed:
 			stats.Rewrapped++
+			if upgraded {
+				stats.Upgraded++
+			}
 		default:
 			stats.Current++
 		}

@@ -251,9 +251,9 @@ func (s *KeyService) openKey(ctx context.Context, method string, reg storage.Reg
 		// not a client mistake.
 		return nil, storeError(ctx, s.log, method, err)
 	}
-	private, err := s.keyring.Open(key.PrivateJWK, key.KID)
+	private, err := s.keyring.Open(key.PrivateJWK, key.KID, reg.ID)
 	if err != nil {
-		return nil, storeError(ctx, s.log, method, fmt.Errorf("open private key %s: %w", key.KID, err))
+		return nil, storeError(ctx, s.log, method, fmt.Errorf("open private key %s of registration %s: %w", key.KID, reg.ID, err))
 	}
 	defer crypto.Zero(private)
 	parsed, err := crypto.ParsePrivateJWK(private)
@@ -416,7 +416,7 @@ func (s *KeyService) newKey(registrationID string) (storage.Key, error) {
 		}
 	}
 	defer crypto.Zero(pair.PrivateJWK)
-	sealed, err := s.keyring.Seal(pair.PrivateJWK, pair.KID)
+	sealed, err := s.keyring.Seal(pair.PrivateJWK, pair.KID, registrationID)
 	if err != nil {
 		return storage.Key{}, fmt.Errorf("seal key %s: %w", pair.KID, err)
 	}

@@ -401,13 +401,13 @@ func storeRegistrationWithoutTokenEndpoint(t *testing.T, env *testEnv) storage.R
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealed, err := env.keyring.Seal(pair.PrivateJWK, pair.KID)
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg := storage.Registration{
 		ID: uuid.NewString(), Issuer: "https://legacy.example", ClientID: "legacy",
 		AuthEndpoint: "https://legacy.example/auth", JWKSURI: "https://legacy.example/jwks",
+	}
+	sealed, err := env.keyring.Seal(pair.PrivateJWK, pair.KID, reg.ID)
+	if err != nil {
+		t.Fatal(err)
 	}
 	reg, _, err = env.store.CreateRegistration(context.Background(), reg, storage.Key{
 		KID: pair.KID, Alg: pair.Alg, RegistrationID: reg.ID, PublicJWK: pair.PublicJWK, PrivateJWK: sealed, Active: true,

@@ -3,10 +3,12 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/ltikeys/ltikeys/crypto"
+	"github.com/ltikeys/ltikeys/crypto/cryptotest"
 	"github.com/ltikeys/ltikeys/storage"
 	"github.com/ltikeys/ltikeys/storage/storagetest"
 )
@@ -26,9 +28,10 @@ func masterKeyLine(t *testing.T, id string) string {
 	return mk.Line()
 }
 
-// seedKey stores one registration whose key is sealed under mk and returns
-// the sealed bytes, to compare against later.
-func seedKey(t *testing.T, databaseURL string, mk crypto.MasterKey) (kid string, sealed []byte) {
+// seedKey stores registration n (1, 2, …) with a key sealed under mk, in
+// envelope format 2 or, with v1, in format 1 as an older release wrote it,
+// and returns the kid and the sealed bytes, to compare against later.
+func seedKey(t *testing.T, databaseURL string, mk crypto.MasterKey, n int, v1 bool) (kid string, sealed []byte) {
 	t.Helper()
 	ctx := context.Background()
 	store, err := storage.Open(ctx, databaseURL)
@@ -44,19 +47,43 @@ func seedKey(t *testing.T, databaseURL string, mk crypto.MasterKey) (kid string,
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealed, err = keyring.Seal(pair.PrivateJWK, pair.KID)
+	id := fmt.Sprintf("0190a5c0-0000-7000-8000-%012d", n)
+	if v1 {
+		sealed, err = cryptotest.SealV1(mk.ID, mk.Key, pair.PrivateJWK, pair.KID)
+	} else {
+		sealed, err = keyring.Seal(pair.PrivateJWK, pair.KID, id)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	const id = "0190a5c0-0000-7000-8000-000000000001"
 	_, _, err = store.CreateRegistration(ctx, storage.Registration{
-		ID: id, Issuer: "https://platform.example.com", ClientID: "tool",
+		ID: id, Issuer: "https://platform.example.com", ClientID: fmt.Sprint("tool-", n),
 		AuthEndpoint: "https://platform.example.com/auth", JWKSURI: "https://platform.example.com/jwks", TokenEndpoint: "https://platform.example.com/token",
 	}, storage.Key{KID: pair.KID, Alg: pair.Alg, RegistrationID: id, PublicJWK: pair.PublicJWK, PrivateJWK: sealed, Active: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return pair.KID, sealed
+}
+
+// keyringEnv returns serve's and rewrap's environment for the database at
+// url with keys as the keyring, the first the primary.
+func keyringEnv(url string, keys ...crypto.MasterKey) []string {
+	lines := make([]string, len(keys))
+	for i, k := range keys {
+		lines[i] = k.Line()
+	}
+	return []string{readOnlyTokens, "LTIKEYS_DATABASE_URL=" + url, "LTIKEYS_MASTER_KEYS=" + strings.Join(lines, ",")}
+}
+
+// envelopeFormat returns the format version of a stored key's envelope.
+func envelopeFormat(t *testing.T, databaseURL, kid string) int {
+	t.Helper()
+	v, err := crypto.FormatVersion(storedKey(t, databaseURL, kid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 // storedKey reads a key's sealed bytes straight from storage.
@@ -74,19 +101,23 @@ func storedKey(t *testing.T, databaseURL, kid string) []byte {
 	return key.PrivateJWK
 }
 
+// backends are the storage backends the end-to-end tests run against.
+var backends = []struct {
+	name string
+	url  func(testing.TB) string
+}{
+	{"sqlite", storagetest.SQLiteURL},
+	{"postgres", storagetest.PostgresURL},
+}
+
 // TestMasterKeyRotationEndToEnd drives the documented procedure through the
 // binary, on both backends: serve refuses a keyring that lacks the key the
 // data is sealed under (naming it, changing nothing); rewrap with the new key
-// first moves every key; serve then starts with the new key alone; a rerun
-// of rewrap has nothing to do.
+// first moves every key, upgrading the one an older release sealed in
+// envelope format 1; serve then starts with the new key alone; a rerun of
+// rewrap has nothing to do.
 func TestMasterKeyRotationEndToEnd(t *testing.T) {
-	for _, backend := range []struct {
-		name string
-		url  func(testing.TB) string
-	}{
-		{"sqlite", storagetest.SQLiteURL},
-		{"postgres", storagetest.PostgresURL},
-	} {
+	for _, backend := range backends {
 		t.Run(backend.name, func(t *testing.T) {
 			url := backend.url(t)
 			oldKey, err := crypto.GenerateMasterKey("old-2025")
@@ -97,18 +128,12 @@ func TestMasterKeyRotationEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			kid, sealed := seedKey(t, url, oldKey)
+			kid, sealed := seedKey(t, url, oldKey, 1, false)
+			kidV1, _ := seedKey(t, url, oldKey, 2, true)
 			dir := t.TempDir()
-			env := func(keys ...crypto.MasterKey) []string {
-				lines := make([]string, len(keys))
-				for i, k := range keys {
-					lines[i] = k.Line()
-				}
-				return []string{readOnlyTokens, "LTIKEYS_DATABASE_URL=" + url, "LTIKEYS_MASTER_KEYS=" + strings.Join(lines, ",")}
-			}
 
 			// A keyring without the sealing key: refused, named, nothing written.
-			out, err := command(context.Background(), dir, env(newKey), "serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0").CombinedOutput()
+			out, err := command(context.Background(), dir, keyringEnv(url, newKey), "serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0").CombinedOutput()
 			if err == nil {
 				t.Fatalf("serve started without the key the data is sealed under\n%s", out)
 			}
@@ -123,28 +148,70 @@ func TestMasterKeyRotationEndToEnd(t *testing.T) {
 			}
 
 			// rewrap with the new key alone cannot open the data either.
-			if out, err := command(context.Background(), dir, env(newKey), "rewrap").CombinedOutput(); err == nil || !strings.Contains(string(out), `"old-2025"`) {
+			if out, err := command(context.Background(), dir, keyringEnv(url, newKey), "rewrap").CombinedOutput(); err == nil || !strings.Contains(string(out), `"old-2025"`) {
 				t.Errorf("rewrap without the old key: err=%v, output does not name it:\n%s", err, out)
 			}
 
-			out, err = command(context.Background(), dir, env(newKey, oldKey), "rewrap").CombinedOutput()
+			out, err = command(context.Background(), dir, keyringEnv(url, newKey, oldKey), "rewrap").CombinedOutput()
 			if err != nil {
 				t.Fatalf("rewrap: %v\n%s", err, out)
 			}
-			if !strings.Contains(string(out), "rewrapped 1 keys") || !strings.Contains(string(out), "0 were already current") {
-				t.Errorf("rewrap reported %q, want 1 rewrapped and 0 current", out)
+			if want := `rewrapped 2 keys under master key "new-2026" (1 upgraded from envelope format 1); 0 were already current`; !strings.Contains(string(out), want) {
+				t.Errorf("rewrap reported %q, want %q", out, want)
 			}
-			if got, _ := crypto.SealedBy(storedKey(t, url, kid)); got != "new-2026" {
-				t.Errorf("after rewrap the key is sealed by %q, want new-2026", got)
+			for _, k := range []string{kid, kidV1} {
+				if got, _ := crypto.SealedBy(storedKey(t, url, k)); got != "new-2026" {
+					t.Errorf("after rewrap key %s is sealed by %q, want new-2026", k, got)
+				}
+				if v := envelopeFormat(t, url, k); v != 2 {
+					t.Errorf("after rewrap key %s is in envelope format %d, want 2", k, v)
+				}
 			}
 
-			out, err = command(context.Background(), dir, env(newKey, oldKey), "rewrap").CombinedOutput()
-			if err != nil || !strings.Contains(string(out), "rewrapped 0 keys") || !strings.Contains(string(out), "1 were already current") {
-				t.Errorf("second rewrap: err=%v, output %q, want nothing to do", err, out)
+			out, err = command(context.Background(), dir, keyringEnv(url, newKey, oldKey), "rewrap").CombinedOutput()
+			if want := `rewrapped 0 keys under master key "new-2026" (0 upgraded from envelope format 1); 2 were already current`; err != nil || !strings.Contains(string(out), want) {
+				t.Errorf("second rewrap: err=%v, output %q, want %q", err, out, want)
 			}
 
-			p := startServe(t, dir, env(newKey))
+			p := startServe(t, dir, keyringEnv(url, newKey))
 			p.stop(t)
+		})
+	}
+}
+
+// TestRewrapUpgradesFormat1EndToEnd: a key an older release sealed in
+// envelope format 1 under the primary master key is rewritten by rewrap, in
+// format 2 under the same key, and a rerun leaves it alone.
+func TestRewrapUpgradesFormat1EndToEnd(t *testing.T) {
+	for _, backend := range backends {
+		t.Run(backend.name, func(t *testing.T) {
+			url := backend.url(t)
+			mk, err := crypto.GenerateMasterKey("only-2026")
+			if err != nil {
+				t.Fatal(err)
+			}
+			kid, sealed := seedKey(t, url, mk, 1, true)
+			dir := t.TempDir()
+
+			out, err := command(context.Background(), dir, keyringEnv(url, mk), "rewrap").CombinedOutput()
+			if want := `rewrapped 1 keys under master key "only-2026" (1 upgraded from envelope format 1); 0 were already current`; err != nil || !strings.Contains(string(out), want) {
+				t.Fatalf("rewrap: err=%v, output %q, want %q", err, out, want)
+			}
+			upgraded := storedKey(t, url, kid)
+			if bytes.Equal(upgraded, sealed) || envelopeFormat(t, url, kid) != 2 {
+				t.Fatalf("rewrap left the format 1 envelope as it was")
+			}
+			if id, _ := crypto.SealedBy(upgraded); id != "only-2026" {
+				t.Errorf("the upgraded key is sealed by %q, want only-2026", id)
+			}
+
+			out, err = command(context.Background(), dir, keyringEnv(url, mk), "rewrap").CombinedOutput()
+			if want := `rewrapped 0 keys under master key "only-2026" (0 upgraded from envelope format 1); 1 were already current`; err != nil || !strings.Contains(string(out), want) {
+				t.Errorf("second rewrap: err=%v, output %q, want %q", err, out, want)
+			}
+			if got := storedKey(t, url, kid); !bytes.Equal(got, upgraded) {
+				t.Error("a second rewrap rewrote a current envelope")
+			}
 		})
 	}
 }
