@@ -243,7 +243,17 @@ func (s *KeyService) signingKey(ctx context.Context, method, id string, ic *ltik
 	return sk.at(s.now()), nil
 }
 
-// openKey loads and opens the key reg.KID of reg.
+// openKeyOp is the op label of ltikeys_storage_errors_total under which
+// openKey counts stored keys it refuses.
+const openKeyOp = "open_key"
+
+// openKey loads and opens the key reg.KID of reg. The key's row must name
+// reg as its owner, which is checked before anything is decrypted, and a
+// version 2 envelope must be bound to reg, so a registration pointed at
+// another registration's key never signs with it, whichever column was
+// rewritten. Every refusal is a fault of the stored data: logged at error
+// level with the ids involved, counted in ltikeys_storage_errors_total
+// {op="open_key"}, and answered INTERNAL.
 func (s *KeyService) openKey(ctx context.Context, method string, reg storage.Registration) (*signingKey, error) {
 	key, err := s.store.GetKey(ctx, reg.KID)
 	if err != nil {
@@ -251,16 +261,29 @@ func (s *KeyService) openKey(ctx context.Context, method string, reg storage.Reg
 		// not a client mistake.
 		return nil, storeError(ctx, s.log, method, err)
 	}
+	if key.RegistrationID != reg.ID {
+		return nil, s.keyError(ctx, method, fmt.Errorf("key %s belongs to registration %s, not to registration %s, which references it", key.KID, key.RegistrationID, reg.ID),
+			reg.ID, key)
+	}
 	private, err := s.keyring.Open(key.PrivateJWK, key.KID, reg.ID)
 	if err != nil {
-		return nil, storeError(ctx, s.log, method, fmt.Errorf("open private key %s of registration %s: %w", key.KID, reg.ID, err))
+		return nil, s.keyError(ctx, method, fmt.Errorf("open private key %s of registration %s: %w", key.KID, reg.ID, err), reg.ID, key)
 	}
 	defer crypto.Zero(private)
 	parsed, err := crypto.ParsePrivateJWK(private)
 	if err != nil {
-		return nil, storeError(ctx, s.log, method, fmt.Errorf("parse private key %s: %w", key.KID, err))
+		return nil, s.keyError(ctx, method, fmt.Errorf("parse private key %s of registration %s: %w", key.KID, reg.ID, err), reg.ID, key)
 	}
 	return &signingKey{reg: reg, kid: key.KID, privateJWK: string(private), key: parsed}, nil
+}
+
+// keyError reports a stored key that registration id cannot use: counted
+// as a storage error, logged with the registration asking and the key's
+// owner and kid, and answered INTERNAL.
+func (s *KeyService) keyError(ctx context.Context, method string, err error, id string, key storage.Key) error {
+	s.metrics.StorageError(openKeyOp)
+	return storeError(ctx, s.log, method, err,
+		"registration_id", id, "key_registration_id", key.RegistrationID, "kid", key.KID)
 }
 
 // DefaultRetirePreviousAfter is how long a rotated-out key stays published

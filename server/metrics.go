@@ -36,7 +36,10 @@ const MetricsPath = "/metrics"
 //	                                  "current", "previous" or "retired" (see WatchKeys)
 //	ltikeys_key_pool_keys{bits}       pre-generated keys ready in the KeyPool, by size
 //	ltikeys_storage_errors_total{op}  storage calls that failed for a reason
-//	                                  other than not found / already exists / in use
+//	                                  other than not found / already exists / in use,
+//	                                  and stored keys a registration could not use
+//	                                  (op "open_key": another registration's, or
+//	                                  not opening)
 //	ltikeys_grpc_panics_total         handler panics recovered as INTERNAL
 //
 // plus the Go runtime and process collectors.

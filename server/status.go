@@ -15,16 +15,17 @@ var errInternal = status.Error(codes.Internal, "internal error")
 
 // storeError turns an unexpected error from storage or crypto into a gRPC
 // status. Context errors keep their meaning; anything else is logged at error
-// level and reported as INTERNAL without detail. Callers handle the sentinels
+// level, with attrs (slog key-value pairs, never secrets) after the error,
+// and reported as INTERNAL without detail. Callers handle the sentinels
 // they expect (not found, already exists) before calling it, so that each
 // message can name what was not found.
-func storeError(ctx context.Context, log *slog.Logger, method string, err error) error {
+func storeError(ctx context.Context, log *slog.Logger, method string, err error, attrs ...any) error {
 	switch {
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "request canceled")
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	}
-	log.ErrorContext(ctx, "request failed", "method", method, "err", err)
+	log.ErrorContext(ctx, "request failed", append([]any{"method", method, "err", err}, attrs...)...)
 	return errInternal
 }
