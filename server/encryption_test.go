@@ -156,7 +156,7 @@ func TestMasterKeyRotation(t *testing.T) {
 
 		// The new key alone cannot open the old data, and says which key is missing.
 		var missing *crypto.MissingKeyError
-		if err := server.CheckKeyring(ctx, env.store, newRing); !errors.As(err, &missing) || missing.ID != "old" {
+		if _, err := server.CheckKeyring(ctx, env.store, newRing); !errors.As(err, &missing) || missing.ID != "old" {
 			t.Fatalf("CheckKeyring with only the new key = %v, want a MissingKeyError for %q", err, "old")
 		}
 
@@ -170,8 +170,8 @@ func TestMasterKeyRotation(t *testing.T) {
 		if stats.Rewrapped != 2 {
 			t.Errorf("interrupted rewrap did %d keys, want 2", stats.Rewrapped)
 		}
-		if err := server.CheckKeyring(ctx, env.store, both); err != nil {
-			t.Fatalf("after an interrupted rewrap a key does not open: %v", err)
+		if check, err := server.CheckKeyring(ctx, env.store, both); err != nil || check != (server.KeyringCheck{Keys: total}) {
+			t.Fatalf("after an interrupted rewrap CheckKeyring = %+v, %v; want %d keys in format 2", check, err, total)
 		}
 
 		stats, err = server.Rewrap(ctx, env.store, both)
@@ -190,7 +190,7 @@ func TestMasterKeyRotation(t *testing.T) {
 		}
 
 		// Serve with the new key alone: every key opens and signs.
-		if err := server.CheckKeyring(ctx, env.store, newRing); err != nil {
+		if _, err := server.CheckKeyring(ctx, env.store, newRing); err != nil {
 			t.Fatalf("after rewrap the new key alone does not open every key: %v", err)
 		}
 		env = newTestEnvWith(t, env.url, newRing)
@@ -227,6 +227,10 @@ func TestRewrapUpgradesFormat1(t *testing.T) {
 			}
 		}
 
+		if check, err := server.CheckKeyring(ctx, env.store, ring); err != nil || check != (server.KeyringCheck{Keys: 3, Format1: 2}) {
+			t.Errorf("CheckKeyring = %+v, %v; want 3 keys, 2 in format 1", check, err)
+		}
+
 		// Format 1 keys still sign, on a server with nothing cached.
 		fresh := newTestEnvWith(t, env.url, ring)
 		for _, id := range ids {
@@ -259,6 +263,9 @@ func TestRewrapUpgradesFormat1(t *testing.T) {
 		stats, err = server.Rewrap(ctx, env.store, ring)
 		if err != nil || stats != (server.RewrapStats{Current: 3}) {
 			t.Errorf("second Rewrap = %+v, %v; want nothing to do", stats, err)
+		}
+		if check, err := server.CheckKeyring(ctx, env.store, ring); err != nil || check != (server.KeyringCheck{Keys: 3}) {
+			t.Errorf("CheckKeyring after Rewrap = %+v, %v; want 3 keys, none in format 1", check, err)
 		}
 		fresh = newTestEnvWith(t, env.url, ring)
 		for _, id := range ids {

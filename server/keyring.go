@@ -9,30 +9,46 @@ import (
 	"github.com/ltikeys/ltikeys/storage"
 )
 
+// KeyringCheck is what CheckKeyring found.
+type KeyringCheck struct {
+	// Keys is the number of stored private keys, every one of which opened.
+	Keys int
+	// Format1 is how many of them are version 1 envelopes, bound to their
+	// kid but not to their registration until Rewrap (ltikeys rewrap)
+	// upgrades them.
+	Format1 int
+}
+
 // CheckKeyring opens every stored private key with keyring, as the
 // registration its row names as owner, and fails on the first that does
 // not open, naming the master key it needs (a *crypto.MissingKeyError when
-// that key is absent from the keyring) or crypto.ErrDecrypt (a version 2
-// envelope whose row names another owner). It writes nothing. serve runs
-// it before accepting requests, so a server never starts with keys it
-// cannot use, and never overwrites them.
-func CheckKeyring(ctx context.Context, store storage.Store, keyring *crypto.Keyring) error {
+// that key is absent from the keyring) or crypto.ErrDecrypt (among other
+// causes, a version 2 envelope whose row names another owner). It writes
+// nothing, and costs one read and one decryption per key. serve runs it
+// before accepting requests, so a server never starts with keys it cannot
+// use, and never overwrites them, and logs Format1 when it is not zero.
+func CheckKeyring(ctx context.Context, store storage.Store, keyring *crypto.Keyring) (KeyringCheck, error) {
+	var check KeyringCheck
 	kids, err := store.KeyIDs(ctx)
 	if err != nil {
-		return fmt.Errorf("list keys: %w", err)
+		return check, fmt.Errorf("list keys: %w", err)
 	}
 	for _, kid := range kids {
 		key, err := store.GetKey(ctx, kid)
 		if err != nil {
-			return fmt.Errorf("read key %s: %w", kid, err)
+			return check, fmt.Errorf("read key %s: %w", kid, err)
 		}
 		private, err := keyring.Open(key.PrivateJWK, kid, key.RegistrationID)
 		if err != nil {
-			return fmt.Errorf("key %s of registration %s: %w", kid, key.RegistrationID, err)
+			return check, fmt.Errorf("key %s of registration %s: %w", kid, key.RegistrationID, err)
 		}
 		crypto.Zero(private)
+		check.Keys++
+		if v, _ := crypto.FormatVersion(key.PrivateJWK); v == 1 {
+			check.Format1++
+		}
 	}
-	return nil
+	return check, nil
 }
 
 // RewrapStats counts what Rewrap did.

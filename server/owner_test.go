@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -104,6 +105,9 @@ func TestSwappedKeyDoesNotSign(t *testing.T) {
 		owner int
 		// logErr is part of the logged error.
 		logErr string
+		// checkRefuses tells whether CheckKeyring, which opens each key as
+		// the owner its row names, must then fail with ErrDecrypt.
+		checkRefuses bool
 	}{
 		{
 			name: "jwk_id swapped",
@@ -140,15 +144,16 @@ func TestSwappedKeyDoesNotSign(t *testing.T) {
 				db.exec(t, "UPDATE lti_jwks SET registration_id = ? WHERE kid = ?", reg[2], kid[0])
 				db.exec(t, "UPDATE platform_registrations SET jwk_id = ? WHERE id = ?", db.keyRowID(t, kid[0]), reg[2])
 			},
-			owner:  2,
-			logErr: "envelope authentication failed",
+			owner:        2,
+			logErr:       "envelope authentication failed",
+			checkRefuses: true,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, b := range backends {
 				t.Run(b.name, func(t *testing.T) {
-					testSwappedKey(t, b.url(t), tt.tamper, tt.owner, tt.logErr)
+					testSwappedKey(t, b.url(t), tt.tamper, tt.owner, tt.logErr, tt.checkRefuses)
 				})
 			}
 		})
@@ -165,7 +170,7 @@ var ownerMasterKey = func() crypto.MasterKey {
 	return mk
 }()
 
-func testSwappedKey(t *testing.T, url string, tamper func(*testing.T, *rawDB, *testEnv, []string, []string), owner int, logErr string) {
+func testSwappedKey(t *testing.T, url string, tamper func(*testing.T, *rawDB, *testEnv, []string, []string), owner int, logErr string, checkRefuses bool) {
 	ctx := context.Background()
 	var logs syncBuffer
 	metrics := server.NewMetrics()
@@ -275,6 +280,12 @@ func testSwappedKey(t *testing.T, url string, tamper func(*testing.T, *rawDB, *t
 		t.Errorf("ltikeys_storage_errors_total went from %v to %v, want +%d", before, got, len(calls))
 	}
 	wantSeries(t, scrape(t, metrics), fmt.Sprintf(`ltikeys_storage_errors_total{op="open_key"} %d`, len(calls)))
+
+	if checkRefuses {
+		if _, err := server.CheckKeyring(ctx, env.store, ring); !errors.Is(err, crypto.ErrDecrypt) || !strings.Contains(err.Error(), kid[0]) {
+			t.Errorf("CheckKeyring = %v, want ErrDecrypt naming key %s", err, kid[0])
+		}
+	}
 
 	// Registration 2, untouched, still signs with its own key.
 	if resp, err := env.keys.CreateClientAssertion(ctx, assertionFor(reg[1])); err != nil || resp.GetKid() != kid[1] {

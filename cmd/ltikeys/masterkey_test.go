@@ -179,9 +179,10 @@ func TestMasterKeyRotationEndToEnd(t *testing.T) {
 	}
 }
 
-// TestRewrapUpgradesFormat1EndToEnd: a key an older release sealed in
-// envelope format 1 under the primary master key is rewritten by rewrap, in
-// format 2 under the same key, and a rerun leaves it alone.
+// TestRewrapUpgradesFormat1EndToEnd: serve warns of a key an older release
+// sealed in envelope format 1 under the primary master key; rewrap rewrites
+// it in format 2 under the same key, a rerun leaves it alone, and serve no
+// longer warns.
 func TestRewrapUpgradesFormat1EndToEnd(t *testing.T) {
 	for _, backend := range backends {
 		t.Run(backend.name, func(t *testing.T) {
@@ -192,6 +193,14 @@ func TestRewrapUpgradesFormat1EndToEnd(t *testing.T) {
 			}
 			kid, sealed := seedKey(t, url, mk, 1, true)
 			dir := t.TempDir()
+
+			// serve starts, and says what rewrap would do.
+			const warning = `"msg":"private keys in envelope format 1 are bound to their kid but not to their registration: run ltikeys rewrap to upgrade them"`
+			p := startServe(t, dir, keyringEnv(url, mk))
+			p.stop(t)
+			if logs := p.stderr.String(); !strings.Contains(logs, warning) || !strings.Contains(logs, `"format1_keys":1`) {
+				t.Errorf("serve does not report the key in envelope format 1:\n%s", logs)
+			}
 
 			out, err := command(context.Background(), dir, keyringEnv(url, mk), "rewrap").CombinedOutput()
 			if want := `rewrapped 1 keys under master key "only-2026" (1 upgraded from envelope format 1); 0 were already current`; err != nil || !strings.Contains(string(out), want) {
@@ -211,6 +220,12 @@ func TestRewrapUpgradesFormat1EndToEnd(t *testing.T) {
 			}
 			if got := storedKey(t, url, kid); !bytes.Equal(got, upgraded) {
 				t.Error("a second rewrap rewrote a current envelope")
+			}
+
+			p = startServe(t, dir, keyringEnv(url, mk))
+			p.stop(t)
+			if logs := p.stderr.String(); strings.Contains(logs, "format1_keys") {
+				t.Errorf("serve reports envelope format 1 keys after rewrap:\n%s", logs)
 			}
 		})
 	}

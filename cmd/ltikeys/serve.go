@@ -219,11 +219,16 @@ func serve(ctx context.Context, o *serveOptions) error {
 			return err
 		}
 		store = server.InstrumentStore(opened, metrics)
-		if err := server.CheckKeyring(ctx, store, keyring); err != nil {
+		check, err := server.CheckKeyring(ctx, store, keyring)
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("refusing to start: a stored private key does not open with the configured master keys: %w", err)
+		}
+		if check.Format1 > 0 {
+			log.Warn("private keys in envelope format 1 are bound to their kid but not to their registration: run ltikeys rewrap to upgrade them",
+				"format1_keys", check.Format1, "keys", check.Keys)
 		}
 		jwks := server.NewJWKSCache(store)
 		if err := retry(ctx, log, metrics, "active_keys", "load the JWKS failed", true, jwks.Refresh); err != nil || ctx.Err() != nil {
