@@ -34,11 +34,11 @@ func TestCLIEscapesStoredText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sealed, err := keyring.Seal(pair.PrivateJWK, pair.KID)
+	const id = "0190a5c0-0000-7000-8000-0000000000e5"
+	sealed, err := keyring.Seal(pair.PrivateJWK, pair.KID, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const id = "0190a5c0-0000-7000-8000-0000000000e5"
 	stored := storage.Registration{
 		ID:            id,
 		Issuer:        "https://platform.example/\x1b]0;pwned\x07",
