@@ -60,6 +60,10 @@ type KeyServiceConfig struct {
 	// FAILED_PRECONDITION. 0 means DefaultMaxPublishedKeys; negative, no
 	// bound.
 	MaxPublishedKeys int
+	// MaxTokenLifetime bounds how long after signing any token the service
+	// signs may expire (see SignJwt and CreateClientAssertion): whole
+	// seconds, DefaultMaxTokenLifetime if zero.
+	MaxTokenLifetime time.Duration
 }
 
 // DefaultMaxPublishedKeys is how many keys one registration may publish
@@ -84,7 +88,8 @@ type KeyService struct {
 	pool             *KeyPool
 	metrics          *Metrics
 	// maxPublished is Rotate's MaxPublished: 0 for no bound.
-	maxPublished int
+	maxPublished     int
+	maxTokenLifetime time.Duration
 }
 
 // NewKeyService returns a KeyService. It fails on an invalid configuration.
@@ -94,6 +99,9 @@ func NewKeyService(cfg KeyServiceConfig) (*KeyService, error) {
 	}
 	if !crypto.ValidKeyBits(cfg.KeyBits) {
 		return nil, fmt.Errorf("server: unsupported key size %d (want 2048, 3072 or 4096)", cfg.KeyBits)
+	}
+	if cfg.MaxTokenLifetime < 0 || cfg.MaxTokenLifetime%time.Second != 0 {
+		return nil, fmt.Errorf("server: the maximum token lifetime must be whole seconds, at least 1s, got %s", cfg.MaxTokenLifetime)
 	}
 	log := cfg.Log
 	if log == nil {
@@ -116,6 +124,7 @@ func NewKeyService(cfg KeyServiceConfig) (*KeyService, error) {
 		pool:             cfg.KeyPool,
 		metrics:          cfg.Metrics,
 		maxPublished:     max(cmp.Or(cfg.MaxPublishedKeys, DefaultMaxPublishedKeys), 0),
+		maxTokenLifetime: cmp.Or(cfg.MaxTokenLifetime, DefaultMaxTokenLifetime),
 	}, nil
 }
 

@@ -1,14 +1,11 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -20,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
+	"github.com/ltikeys/ltikeys/server/claims"
 )
 
 // Limits of the signing methods.
@@ -28,14 +26,26 @@ const (
 	// deep-linking responses included, are far smaller; the bound keeps a
 	// caller from making the service parse and sign arbitrary volumes.
 	MaxClaimsJSON = 64 << 10
-	// MaxJWTLifetime bounds SignJwt's expires_in. A signature is the
-	// registration's word to a platform: a longer-lived one belongs in a
-	// separate, deliberate design, not in a default.
-	MaxJWTLifetime = 24 * time.Hour
+	// DefaultMaxTokenLifetime is how long after signing a token may expire,
+	// unless KeyServiceConfig.MaxTokenLifetime (serve's
+	// --max-token-lifetime) says otherwise. It bounds SignJwt's expires_in
+	// and a caller's exp claim, and CreateClientAssertion's expires_in. A
+	// signature is the registration's word to a platform: a longer-lived
+	// one belongs in a separate, deliberate design, not in a default.
+	DefaultMaxTokenLifetime = 24 * time.Hour
+	// DefaultJWTLifetime is the lifetime SignJwt gives a token when the
+	// request has neither expires_in nor an exp claim, so that no token is
+	// signed without an expiry: like a client assertion's, long enough for
+	// one exchange and its retries.
+	DefaultJWTLifetime = 5 * time.Minute
+	// MaxClockSkew is how far after now a caller's nbf and iat claims may
+	// lie, for a caller whose clock runs a little ahead of the service's.
+	MaxClockSkew = time.Minute
 	// DefaultAssertionLifetime is a client assertion's lifetime when the
 	// request gives none: long enough for one token request and its retries.
 	DefaultAssertionLifetime = 5 * time.Minute
-	// MaxAssertionLifetime bounds CreateClientAssertion's expires_in.
+	// MaxAssertionLifetime bounds CreateClientAssertion's expires_in (and so
+	// does the maximum token lifetime, when it is shorter).
 	MaxAssertionLifetime = time.Hour
 )
 
@@ -44,17 +54,44 @@ const (
 // The protected header is built here, never from the request, and is
 // exactly {"alg":"RS256","kid":…,"typ":"JWT"}. The payload is claims_json
 // compacted (insignificant whitespace removed, member order and values
-// kept), with "iat" and "exp" appended when expires_in is set. Nothing is
-// signed unless the whole request is valid.
+// kept), with "iat" and "exp" appended when expires_in is set. Without
+// expires_in, a caller's exp must lie within the maximum token lifetime;
+// without either, "exp" (and "iat", unless the claims hold one) is
+// appended, DefaultJWTLifetime after now. A caller's nbf and iat may lie at
+// most MaxClockSkew ahead and must come before exp. Nothing is signed
+// unless the whole request is valid.
 func (s *KeyService) SignJwt(ctx context.Context, req *ltikeysv1.SignJwtRequest) (*ltikeysv1.SignJwtResponse, error) {
+	now := s.now()
 	var v violations
-	names, ok := v.claimsObject("claims_json", req.GetClaimsJson())
-	lifetime, hasLifetime := v.lifetime("expires_in", req.GetExpiresIn(), MaxJWTLifetime)
-	if ok && hasLifetime {
-		for _, name := range []string{"iat", "exp"} {
-			if names[name] {
-				v.add("claims_json", "must not contain %q when expires_in is set: the service sets iat and exp", name)
+	set, ok := v.claimsObject("claims_json", req.GetClaimsJson())
+	lifetime, hasLifetime := v.lifetime("expires_in", req.GetExpiresIn(), s.maxTokenLifetime)
+	var added []dateClaim
+	if ok {
+		times := &set.Times
+		iat := now.Unix()
+		switch {
+		case hasLifetime:
+			for _, c := range []struct {
+				name string
+				set  bool
+			}{{"iat", times.Iat.Set}, {"exp", times.Exp.Set}} {
+				if c.set {
+					v.add("claims_json", "must not contain %q when expires_in is set: the service sets iat and exp", c.name)
+				}
 			}
+			exp := iat + int64(lifetime/time.Second)
+			added = []dateClaim{{"iat", iat}, {"exp", exp}}
+			times.Iat, times.Exp = claims.Date(iat), claims.Date(exp)
+		case !times.Exp.Set:
+			exp := iat + int64(min(DefaultJWTLifetime, s.maxTokenLifetime)/time.Second)
+			if !times.Iat.Set {
+				added, times.Iat = append(added, dateClaim{"iat", iat}), claims.Date(iat)
+			}
+			added, times.Exp = append(added, dateClaim{"exp", exp}), claims.Date(exp)
+		}
+		window := claims.Window{Now: now, MaxLifetime: s.maxTokenLifetime, Skew: MaxClockSkew}
+		if err := window.Check(*times); err != nil {
+			v.add("claims_json", "%v", err)
 		}
 	}
 	if err := v.err(); err != nil {
@@ -65,16 +102,7 @@ func (s *KeyService) SignJwt(ctx context.Context, req *ltikeysv1.SignJwtRequest)
 	if err != nil {
 		return nil, err
 	}
-	var payload bytes.Buffer
-	if err := json.Compact(&payload, []byte(req.GetClaimsJson())); err != nil {
-		// claimsObject accepted it: compacting cannot fail.
-		return nil, storeError(ctx, s.log, "SignJwt", fmt.Errorf("compact claims: %w", err))
-	}
-	if hasLifetime {
-		iat := s.now().Unix()
-		appendTimes(&payload, iat, iat+int64(lifetime/time.Second))
-	}
-	token, err := sk.sign(payload.Bytes())
+	token, err := sk.sign(appendDates(set.Compact, added))
 	if err != nil {
 		return nil, storeError(ctx, s.log, "SignJwt", err)
 	}
@@ -104,9 +132,9 @@ func (s *KeyService) CreateClientAssertion(ctx context.Context, req *ltikeysv1.C
 	if aud := req.GetAudience(); aud != "" {
 		v.requireText("audience", aud, maxFieldLen)
 	}
-	lifetime, ok := v.lifetime("expires_in", req.GetExpiresIn(), MaxAssertionLifetime)
+	lifetime, ok := v.lifetime("expires_in", req.GetExpiresIn(), min(MaxAssertionLifetime, s.maxTokenLifetime))
 	if !ok {
-		lifetime = DefaultAssertionLifetime
+		lifetime = min(DefaultAssertionLifetime, s.maxTokenLifetime)
 	}
 	if err := v.err(); err != nil {
 		return nil, err
@@ -176,12 +204,14 @@ func (sk *signingKey) sign(payload []byte) (string, error) {
 	return string(out), nil
 }
 
-// claimsObject checks that text is one JSON object of at most MaxClaimsJSON
-// bytes whose top-level member names are unique, and returns those names.
-// Duplicates are refused because verifiers disagree about which one wins,
-// so the claims a platform reads could differ from those the caller
-// checked. Messages never quote the input.
-func (v *violations) claimsObject(field, text string) (map[string]bool, bool) {
+// claimsObject checks that text is a claims set of at most MaxClaimsJSON
+// bytes that claims.Parse accepts: one I-JSON object, its member names
+// unique at every depth, its time claims numbers. Duplicates are refused
+// because verifiers disagree about which one wins, so the claims a platform
+// reads could differ from those the caller checked; lone surrogates and
+// invalid UTF-8 because verifiers replace or refuse them. Messages never
+// quote more of the input than the start of a member name.
+func (v *violations) claimsObject(field, text string) (*claims.Set, bool) {
 	switch {
 	case strings.TrimSpace(text) == "":
 		v.add(field, "required: a JSON object")
@@ -190,72 +220,12 @@ func (v *violations) claimsObject(field, text string) (map[string]bool, bool) {
 		v.add(field, "must be at most %d bytes, got %d", MaxClaimsJSON, len(text))
 		return nil, false
 	}
-	if !json.Valid([]byte(text)) {
-		var syntax *json.SyntaxError
-		if err := json.Unmarshal([]byte(text), new(any)); errors.As(err, &syntax) {
-			v.add(field, "is not valid JSON (at byte %d)", syntax.Offset)
-		} else {
-			v.add(field, "is not valid JSON")
-		}
-		return nil, false
-	}
-	dec := json.NewDecoder(strings.NewReader(text))
-	tok, err := dec.Token()
+	set, err := claims.Parse(text)
 	if err != nil {
-		v.add(field, "is not valid JSON")
+		v.add(field, "%v", err)
 		return nil, false
 	}
-	if tok != json.Delim('{') {
-		v.add(field, "must be a JSON object, got %s", jsonKind(tok))
-		return nil, false
-	}
-	names := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		name, isName := tok.(string)
-		if err != nil || !isName {
-			v.add(field, "is not valid JSON")
-			return nil, false
-		}
-		if names[name] {
-			v.add(field, "a member name appears more than once")
-			return nil, false
-		}
-		names[name] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			v.add(field, "is not valid JSON")
-			return nil, false
-		}
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		v.add(field, "is not valid JSON")
-		return nil, false
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		v.add(field, "must hold exactly one JSON value")
-		return nil, false
-	}
-	return names, true
-}
-
-// jsonKind names the kind of JSON value a first token starts.
-func jsonKind(tok json.Token) string {
-	switch tok := tok.(type) {
-	case json.Delim:
-		if tok == '[' {
-			return "an array"
-		}
-	case string:
-		return "a string"
-	case float64:
-		return "a number"
-	case bool:
-		return "a boolean"
-	case nil:
-		return "null"
-	}
-	return "something else"
+	return set, true
 }
 
 // lifetime checks an optional lifetime: whole seconds, from one second to
@@ -279,12 +249,23 @@ func (v *violations) lifetime(field string, d *durationpb.Duration, limit time.D
 	return 0, false
 }
 
-// appendTimes adds "iat" and "exp" members to the compact JSON object in
-// buf.
-func appendTimes(buf *bytes.Buffer, iat, exp int64) {
-	buf.Truncate(buf.Len() - 1) // the closing brace
-	if buf.Len() > 1 {
-		buf.WriteByte(',')
+// dateClaim is a NumericDate claim the service adds to a payload.
+type dateClaim struct {
+	name  string
+	value int64
+}
+
+// appendDates adds the claims to obj, a compact JSON object, in order.
+func appendDates(obj []byte, dates []dateClaim) []byte {
+	if len(dates) == 0 {
+		return obj
 	}
-	fmt.Fprintf(buf, `"iat":%d,"exp":%d}`, iat, exp)
+	obj = obj[:len(obj)-1] // the closing brace
+	for _, d := range dates {
+		if len(obj) > 1 {
+			obj = append(obj, ',')
+		}
+		obj = fmt.Appendf(obj, "%q:%d", d.name, d.value)
+	}
+	return append(obj, '}')
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -249,7 +251,7 @@ func TestSignJwtRefusals(t *testing.T) {
 			{name: "iat with expires_in", claims: `{"iat":1}`, expiresIn: durationpb.New(time.Minute), want: codes.InvalidArgument, reason: `"iat"`},
 			{name: "zero expires_in", claims: `{}`, expiresIn: durationpb.New(0), want: codes.InvalidArgument, reason: "expires_in: must be positive"},
 			{name: "negative expires_in", claims: `{}`, expiresIn: durationpb.New(-time.Minute), want: codes.InvalidArgument, reason: "must be positive"},
-			{name: "too-large expires_in", claims: `{}`, expiresIn: durationpb.New(server.MaxJWTLifetime + time.Second), want: codes.InvalidArgument, reason: "at most 24h"},
+			{name: "too-large expires_in", claims: `{}`, expiresIn: durationpb.New(server.DefaultMaxTokenLifetime + time.Second), want: codes.InvalidArgument, reason: "at most 24h"},
 			{name: "fractional expires_in", claims: `{}`, expiresIn: durationpb.New(1500 * time.Millisecond), want: codes.InvalidArgument, reason: "whole seconds"},
 			{name: "invalid expires_in", claims: `{}`, expiresIn: &durationpb.Duration{Seconds: 1, Nanos: -1}, want: codes.InvalidArgument, reason: "not a valid duration"},
 			{name: "no lookup", claims: `{}`, lookup: func(r *ltikeysv1.SignJwtRequest) { r.Lookup = nil }, want: codes.InvalidArgument, reason: "lookup"},
@@ -287,17 +289,17 @@ func TestSignJwtRefusals(t *testing.T) {
 
 		// The limits themselves are accepted.
 		req := byRegistration(id)
-		req.ClaimsJson, req.ExpiresIn = pad(server.MaxClaimsJSON), durationpb.New(server.MaxJWTLifetime)
+		req.ClaimsJson, req.ExpiresIn = pad(server.MaxClaimsJSON), durationpb.New(server.DefaultMaxTokenLifetime)
 		if signed, err := env.keys.SignJwt(ctx, req); err != nil {
-			t.Errorf("claims of exactly %d bytes, expires_in %s: %v", server.MaxClaimsJSON, server.MaxJWTLifetime, err)
+			t.Errorf("claims of exactly %d bytes, expires_in %s: %v", server.MaxClaimsJSON, server.DefaultMaxTokenLifetime, err)
 		} else {
 			mustVerify(t, env.jwksURL(), signed.GetJwt(), signed.GetKid())
 		}
 		req.ClaimsJson, req.ExpiresIn = `{}`, nil
 		if signed, err := env.keys.SignJwt(ctx, req); err != nil {
 			t.Errorf("empty object: %v", err)
-		} else if v := mustVerify(t, env.jwksURL(), signed.GetJwt(), signed.GetKid()); string(v.payload) != `{}` {
-			t.Errorf("empty object signed as %s", v.payload)
+		} else if v := mustVerify(t, env.jwksURL(), signed.GetJwt(), signed.GetKid()); len(v.claims) != 2 || v.claims["exp"] == nil || v.claims["iat"] == nil {
+			t.Errorf("empty object signed as %s, want only the iat and exp the service adds", v.payload)
 		}
 	})
 }
@@ -450,6 +452,249 @@ func TestSignWithInjectedClock(t *testing.T) {
 	}
 	if got, want := asserted.GetExpireTime().AsTime(), now.Truncate(time.Second).Add(5*time.Minute); !got.Equal(want) {
 		t.Errorf("expire_time %v, want %v", got, want)
+	}
+}
+
+// fixedClockEnv starts a server on SQLite whose clock stands still at now,
+// configured further by configure if it is not nil. It returns the
+// KeyService too, for calls gRPC cannot carry.
+func fixedClockEnv(t *testing.T, now time.Time, configure func(*server.KeyServiceConfig)) (*testEnv, *server.KeyService) {
+	t.Helper()
+	return startEnv(t, backends[0].url(t), envOptions{configure: func(cfg *server.KeyServiceConfig) {
+		cfg.Now = func() time.Time { return now }
+		if configure != nil {
+			configure(cfg)
+		}
+	}})
+}
+
+// nestedClaims returns a claims object of depth nested objects.
+func nestedClaims(depth int) string {
+	return strings.Repeat(`{"a":`, depth-1) + `{}` + strings.Repeat(`}`, depth-1)
+}
+
+// TestSignJwtClaims sends claims sets over gRPC to a service whose clock
+// stands still: each is refused with INVALID_ARGUMENT naming claims_json
+// and the reason, or signed as given (with exp and iat added if it has no
+// exp) and verified against the JWKS.
+func TestSignJwtClaims(t *testing.T) {
+	// Mid-second, so a bound of whole seconds from now is never exact.
+	now := time.Now().Truncate(time.Second).Add(400 * time.Millisecond)
+	env, direct := fixedClockEnv(t, now, nil)
+	id := env.mustCreate(t, "claims").GetRegistration().GetId()
+	at := func(d time.Duration) string { return strconv.FormatInt(now.Add(d).Unix(), 10) }
+	maxLifetime := server.DefaultMaxTokenLifetime
+	exp := `,"exp":` + at(time.Hour) + `}`
+
+	for _, tt := range []struct {
+		name      string
+		claims    string
+		expiresIn *durationpb.Duration
+		reason    string // in the message; empty: signed
+		// direct calls the handler in process: proto3 refuses to carry a
+		// string that is not UTF-8 over gRPC, but the handler must not rely
+		// on its transport.
+		direct bool
+	}{
+		{name: "the issue's client assertion", claims: `{"exp":99999999999,"sub":"client","aud":"https://token"}`, reason: `claims_json: claim "exp" must be at most 24h0m0s from now`},
+		{name: "exp a second inside the bound", claims: `{"sub":"u","exp":` + at(maxLifetime-time.Second) + `}`},
+		{name: "exp at the bound's second", claims: `{"exp":` + at(maxLifetime) + `}`},
+		{name: "exp a second outside the bound", claims: `{"exp":` + at(maxLifetime+time.Second) + `}`, reason: `claim "exp" must be at most 24h0m0s from now`},
+		{name: "exp in a minute", claims: `{"exp":` + at(time.Minute) + `}`},
+		{name: "exp fractional", claims: `{"exp":` + at(time.Minute) + `.25}`},
+		{name: "exp with an exponent", claims: `{"exp":` + at(time.Minute)[:1] + "." + at(time.Minute)[1:] + `e9}`},
+		{name: "exp in the past", claims: `{"exp":` + at(-time.Second) + `}`, reason: `claim "exp" must be in the future`},
+		{name: "exp this second, already past", claims: `{"exp":` + at(0) + `}`, reason: `claim "exp" must be in the future`},
+		{name: "exp zero", claims: `{"exp":0}`, reason: `claim "exp" must be in the future`},
+		{name: "exp negative", claims: `{"exp":-1}`, reason: `claim "exp" must not be negative`},
+		{name: "exp as a string", claims: `{"exp":"` + at(time.Minute) + `"}`, reason: `claim "exp" must be a NumericDate (a JSON number of seconds since the epoch), got a string`},
+		{name: "exp as null", claims: `{"exp":null}`, reason: `claim "exp" must be a NumericDate`},
+		{name: "exp 1e400", claims: `{"exp":1e400}`, reason: "number at $.exp is beyond the range of IEEE 754 double precision"},
+		{name: "exp 2^53", claims: `{"exp":9007199254740992}`, reason: `claim "exp" must be at most`},
+		{name: "exp with an escaped name", claims: `{"\u0065xp":99999999999}`, reason: `claim "exp" must be at most`},
+		{name: "exp nested is data", claims: `{"x":{"exp":99999999999,"iat":"x"}}`},
+		{name: "nbf within the skew", claims: `{"nbf":` + at(server.MaxClockSkew) + exp},
+		{name: "nbf past the skew", claims: `{"nbf":` + at(server.MaxClockSkew+time.Second) + exp, reason: `claim "nbf" must not be more than 1m0s in the future`},
+		{name: "nbf long ago", claims: `{"nbf":1` + exp},
+		{name: "nbf after exp", claims: `{"nbf":` + at(30*time.Second) + `,"exp":` + at(20*time.Second) + `}`, reason: `claim "nbf" must be before exp`},
+		{name: "nbf as a string", claims: `{"nbf":"now"` + exp, reason: `claim "nbf" must be a NumericDate`},
+		{name: "nbf past the skew with expires_in", claims: `{"nbf":` + at(time.Hour) + `}`, expiresIn: durationpb.New(2 * time.Hour), reason: `claim "nbf" must not be more than`},
+		{name: "nbf within the skew with expires_in", claims: `{"nbf":` + at(time.Second) + `}`, expiresIn: durationpb.New(time.Minute)},
+		{name: "iat within the skew", claims: `{"iat":` + at(server.MaxClockSkew) + exp},
+		{name: "iat past the skew", claims: `{"iat":` + at(2*time.Minute) + exp, reason: `claim "iat" must not be more than 1m0s in the future`},
+		{name: "iat past the skew, without exp", claims: `{"iat":` + at(2*time.Minute) + `}`, reason: `claim "iat" must not be more than`},
+		{name: "iat far ahead", claims: `{"iat":99999999999` + exp, reason: `claim "iat" must not be more than`},
+		{name: "iat as a boolean", claims: `{"iat":true` + exp, reason: `claim "iat" must be a NumericDate (a JSON number of seconds since the epoch), got a boolean`},
+		{name: "exp with expires_in", claims: `{"exp":` + at(time.Minute) + `}`, expiresIn: durationpb.New(time.Minute), reason: `claims_json: must not contain "exp" when expires_in is set`},
+		{name: "escaped exp with expires_in", claims: `{"\u0065xp":1}`, expiresIn: durationpb.New(time.Minute), reason: `must not contain "exp"`},
+		{name: "expires_in past the bound", claims: `{}`, expiresIn: durationpb.New(maxLifetime + time.Second), reason: "expires_in: must be at most 24h0m0s"},
+
+		{name: "duplicate at depth 1", claims: `{"sub":"a","aud":"x","sub":"b"}`, reason: "claims_json: member $.sub appears more than once"},
+		{name: "duplicate at depth 2", claims: `{"https://purl.imsglobal.org/spec/lti/claim/context":{"id":"a","id":"b"}}`, reason: `member $["https://purl.imsglobal.org/spec/lti/clai…"].id appears more than once`},
+		{name: "duplicate at depth 3", claims: `{"items":[{"lineItem":{"scoreMaximum":100,"scoreMaximum":1}}]}`, reason: "member $.items[0].lineItem.scoreMaximum appears more than once"},
+		{name: "duplicate exp at depth 1", claims: `{"exp":` + at(time.Minute) + `,"exp":99999999999}`, reason: "member $.exp appears more than once"},
+		{name: "same names in sibling objects", claims: `{"a":{"id":1},"b":{"id":1},"c":[{"id":1},{"id":1}]}`},
+
+		{name: "lone high surrogate", claims: `{"name":"\ud800"}`, reason: `claims_json: string at $.name has an unpaired UTF-16 surrogate \ud800`},
+		{name: "lone low surrogate", claims: `{"name":"\udc00"}`, reason: `unpaired UTF-16 surrogate \udc00`},
+		{name: "high surrogate then text", claims: `{"name":"\ud800x"}`, reason: `unpaired UTF-16 surrogate \ud800`},
+		{name: "lone surrogate in a name", claims: `{"\ud800":1}`, reason: `member name in $ has an unpaired UTF-16 surrogate`},
+		{name: "surrogate pair", claims: `{"name":"\ud83d\ude00"}`},
+		{name: "invalid UTF-8", claims: "{\"name\":\"caf\xe9\"}", direct: true, reason: "claims_json: string at $.name is not valid UTF-8"},
+		{name: "invalid UTF-8 in a name", claims: "{\"\xff\":1}", direct: true, reason: "claims_json: member name in $ is not valid UTF-8"},
+		{name: "valid UTF-8", claims: `{"name":"café 😀"}`},
+		{name: "noncharacter", claims: `{"name":"\uffff"}`, reason: "noncharacter U+FFFF"},
+
+		{name: "depth limit", claims: nestedClaims(64)},
+		{name: "one past the depth limit", claims: nestedClaims(65), reason: "claims_json: nests arrays and objects more than 64 deep"},
+		{name: "1e400", claims: `{"score":1e400}`, reason: "claims_json: number at $.score is beyond the range of IEEE 754 double precision"},
+		{name: "big integer", claims: `{"id":123456789012345678901234567890}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req := byRegistration(id)
+			req.ClaimsJson, req.ExpiresIn = tt.claims, tt.expiresIn
+			sign := env.keys.SignJwt
+			if tt.direct {
+				sign = func(ctx context.Context, req *ltikeysv1.SignJwtRequest, _ ...grpc.CallOption) (*ltikeysv1.SignJwtResponse, error) {
+					return direct.SignJwt(ctx, req)
+				}
+			}
+			resp, err := sign(context.Background(), req)
+			if tt.direct {
+				if resp, err := env.keys.SignJwt(context.Background(), req); err == nil || resp.GetJwt() != "" {
+					t.Errorf("over gRPC: %v, want an error and no token", err)
+				}
+			}
+			if tt.reason != "" {
+				if status.Code(err) != codes.InvalidArgument || resp.GetJwt() != "" {
+					t.Fatalf("SignJwt = %v, want INVALID_ARGUMENT and no token", err)
+				}
+				if msg := status.Convert(err).Message(); !strings.Contains(msg, tt.reason) {
+					t.Errorf("message %q does not say %q", msg, tt.reason)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("SignJwt: %v", err)
+			}
+			v := mustVerify(t, env.jwksURL(), resp.GetJwt(), resp.GetKid())
+			var want bytes.Buffer
+			if err := json.Compact(&want, []byte(tt.claims)); err != nil {
+				t.Fatal(err)
+			}
+			if got := string(v.payload); !strings.HasPrefix(got, strings.TrimSuffix(want.String(), "}")) {
+				t.Errorf("payload %s does not start with the claims %s", got, want.String())
+			}
+			// Every signed token expires, within the bound.
+			var times struct{ Exp json.Number }
+			if err := json.Unmarshal(v.payload, &times); err != nil {
+				t.Fatal(err)
+			}
+			exp, err := times.Exp.Float64()
+			if nowSeconds := float64(now.UnixNano()) / 1e9; err != nil || exp <= nowSeconds || exp > nowSeconds+maxLifetime.Seconds() {
+				t.Errorf("signed exp %q, want one in (%v, %v]", times.Exp, nowSeconds, nowSeconds+maxLifetime.Seconds())
+			}
+		})
+	}
+}
+
+// TestSignJwtDefaultLifetime: claims without exp and without expires_in
+// are signed with iat now and exp DefaultJWTLifetime later, unless they
+// hold an iat, which is kept; exp is then still now plus the lifetime.
+func TestSignJwtDefaultLifetime(t *testing.T) {
+	now := time.Now().Truncate(time.Second).Add(900 * time.Millisecond)
+	env, _ := fixedClockEnv(t, now, nil)
+	id := env.mustCreate(t, "default").GetRegistration().GetId()
+	lifetime := int64(server.DefaultJWTLifetime / time.Second)
+	for _, tt := range []struct {
+		claims, payload string
+	}{
+		{`{"nonce":"abc"}`, fmt.Sprintf(`{"nonce":"abc","iat":%d,"exp":%d}`, now.Unix(), now.Unix()+lifetime)},
+		{`{ }`, fmt.Sprintf(`{"iat":%d,"exp":%d}`, now.Unix(), now.Unix()+lifetime)},
+		{`{"iat":1700000000, "nbf":1700000000}`, fmt.Sprintf(`{"iat":1700000000,"nbf":1700000000,"exp":%d}`, now.Unix()+lifetime)},
+	} {
+		req := byRegistration(id)
+		req.ClaimsJson = tt.claims
+		resp, err := env.keys.SignJwt(context.Background(), req)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.claims, err)
+		}
+		v := mustVerify(t, env.jwksURL(), resp.GetJwt(), resp.GetKid())
+		if string(v.payload) != tt.payload {
+			t.Errorf("%s signed as %s, want %s", tt.claims, v.payload, tt.payload)
+		}
+		// An independent parse of the signed payload.
+		var times struct{ Iat, Exp *int64 }
+		if err := json.Unmarshal(v.payload, &times); err != nil || times.Iat == nil || times.Exp == nil {
+			t.Fatalf("payload %s: iat and exp? %v", v.payload, err)
+		}
+		if *times.Exp != now.Unix()+lifetime || *times.Exp-*times.Iat < lifetime {
+			t.Errorf("iat %d, exp %d: want exp %d, at least %d after iat", *times.Iat, *times.Exp, now.Unix()+lifetime, lifetime)
+		}
+	}
+}
+
+// TestMaxTokenLifetime runs the service with a 2-minute maximum token
+// lifetime: it bounds expires_in, a caller's exp, SignJwt's default
+// lifetime and client assertions, default and requested.
+func TestMaxTokenLifetime(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	const maxLifetime = 2 * time.Minute
+	env, _ := fixedClockEnv(t, now, func(cfg *server.KeyServiceConfig) { cfg.MaxTokenLifetime = maxLifetime })
+	id := env.mustCreate(t, "max-lifetime").GetRegistration().GetId()
+	at := func(d time.Duration) string { return strconv.FormatInt(now.Add(d).Unix(), 10) }
+	ctx := context.Background()
+
+	for _, tt := range []struct {
+		name      string
+		claims    string
+		expiresIn *durationpb.Duration
+		reason    string
+	}{
+		{name: "expires_in at the bound", claims: `{}`, expiresIn: durationpb.New(maxLifetime)},
+		{name: "expires_in past the bound", claims: `{}`, expiresIn: durationpb.New(maxLifetime + time.Second), reason: "expires_in: must be at most 2m0s"},
+		{name: "exp at the bound", claims: `{"exp":` + at(maxLifetime) + `}`},
+		{name: "exp past the bound", claims: `{"exp":` + at(maxLifetime+time.Second) + `}`, reason: `claim "exp" must be at most 2m0s from now`},
+	} {
+		req := byRegistration(id)
+		req.ClaimsJson, req.ExpiresIn = tt.claims, tt.expiresIn
+		_, err := env.keys.SignJwt(ctx, req)
+		switch {
+		case tt.reason == "" && err != nil:
+			t.Errorf("%s: %v", tt.name, err)
+		case tt.reason != "" && (status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), tt.reason)):
+			t.Errorf("%s: %v, want INVALID_ARGUMENT saying %q", tt.name, err, tt.reason)
+		}
+	}
+
+	req := byRegistration(id)
+	req.ClaimsJson = `{}`
+	signed, err := env.keys.SignJwt(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(mustVerify(t, env.jwksURL(), signed.GetJwt(), signed.GetKid()).payload),
+		fmt.Sprintf(`{"iat":%d,"exp":%d}`, now.Unix(), now.Add(maxLifetime).Unix()); got != want {
+		t.Errorf("without exp, signed %s, want %s", got, want)
+	}
+
+	asserted, err := env.keys.CreateClientAssertion(ctx, assertionFor(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := asserted.GetExpireTime().AsTime(), now.Add(maxLifetime); !got.Equal(want) {
+		t.Errorf("client assertion expires %v, want %v", got, want)
+	}
+	long := assertionFor(id)
+	long.ExpiresIn = durationpb.New(maxLifetime + time.Second)
+	if _, err := env.keys.CreateClientAssertion(ctx, long); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "at most 2m0s") {
+		t.Errorf("client assertion past the bound: %v, want INVALID_ARGUMENT saying at most 2m0s", err)
+	}
+
+	for _, bad := range []time.Duration{-time.Second, 1500 * time.Millisecond} {
+		if _, err := server.NewKeyService(server.KeyServiceConfig{Store: env.store, Keyring: testKeyring, KeyBits: 2048, MaxTokenLifetime: bad}); err == nil {
+			t.Errorf("NewKeyService with MaxTokenLifetime %s succeeded", bad)
+		}
 	}
 }
 
