@@ -42,6 +42,7 @@ type serveOptions struct {
 	reflection       bool
 	requestTimeout   time.Duration
 	printConfig      bool
+	maxTokenLife     time.Duration
 }
 
 func newServeCommand() *cobra.Command {
@@ -106,6 +107,7 @@ naming the missing key, if one does not.`,
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "listen address of the Prometheus /metrics endpoint, e.g. 127.0.0.1:9090; empty turns metrics off. Never the public --http-addr")
 	f.BoolVar(&o.reflection, "reflection", true, "serve gRPC server reflection, so grpcurl and similar tools need no .proto files; --reflection=false turns it off")
 	f.DurationVar(&o.requestTimeout, "request-timeout", 30*time.Second, "longest a gRPC call may run; a client's shorter deadline is kept")
+	f.DurationVar(&o.maxTokenLife, "max-token-lifetime", server.DefaultMaxTokenLifetime, "longest a token the service signs may stay valid, in whole seconds: bounds SignJwt's expires_in and exp claims and CreateClientAssertion's expires_in (which is also at most 1h); SignJwt gives claims without exp the shorter of 5m and this")
 	f.BoolVar(&o.printConfig, "print-config", false, "print the effective configuration (flags, environment, --config file) with secrets redacted, and exit")
 	addEnvUsage(f)
 	return cmd
@@ -138,6 +140,9 @@ func serve(ctx context.Context, o *serveOptions) error {
 	}
 	if o.jwksMaxAge < 0 {
 		return fmt.Errorf("--jwks-max-age: must not be negative, got %s", o.jwksMaxAge)
+	}
+	if o.maxTokenLife < time.Second || o.maxTokenLife%time.Second != 0 {
+		return fmt.Errorf("--max-token-lifetime: must be whole seconds, at least 1s, got %s", o.maxTokenLife)
 	}
 	keyring, err := o.store.keyring(log, true)
 	if err != nil {
@@ -258,6 +263,7 @@ func serve(ctx context.Context, o *serveOptions) error {
 
 			DisableKeyExport: o.disableExport,
 			MaxPublishedKeys: offIfNotPositive(o.maxPublishedKeys),
+			MaxTokenLifetime: o.maxTokenLife,
 		})
 		if err != nil {
 			return err
