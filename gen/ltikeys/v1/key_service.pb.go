@@ -952,12 +952,19 @@ type SignJwtRequest struct {
 	//	*SignJwtRequest_IssuerClient
 	Lookup isSignJwtRequest_Lookup `protobuf_oneof:"lookup"`
 	// Required: the JWT claims, as the text of one JSON object of at most
-	// 64 KiB (65,536 bytes) with unique member names. They are signed as
-	// given, in the same order, with insignificant whitespace removed.
+	// 64 KiB (65,536 bytes) that is I-JSON (RFC 7493): member names unique
+	// in every object at every depth; no lone UTF-16 surrogate (an escaped
+	// \ud800 without its low half, or a low half alone) and no Unicode
+	// noncharacter in any string; no number beyond the range of a double
+	// (1e400); arrays and objects nested at most 64 deep. Integers beyond
+	// 2^53 are accepted outside the time claims. The claims are signed as
+	// given, in the same order, with insignificant whitespace removed, and
+	// "iat" and "exp" appended when the service sets them (see SignJwt).
 	ClaimsJson string `protobuf:"bytes,3,opt,name=claims_json,json=claimsJson,proto3" json:"claims_json,omitempty"`
 	// Optional. When set, the service adds "iat" (now) and "exp" (now plus
 	// expires_in) as NumericDates, and claims_json must not hold either. Whole
-	// seconds, from 1 second to 24 hours.
+	// seconds, from 1 second to the maximum token lifetime (24 hours unless
+	// the service is configured otherwise).
 	ExpiresIn     *durationpb.Duration `protobuf:"bytes,4,opt,name=expires_in,json=expiresIn,proto3" json:"expires_in,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -96,9 +96,20 @@ type KeyServiceClient interface {
 	// (alg, kid, jku, jwk, x5u, x5c, crit, typ, …) are ordinary payload claims
 	// with no meaning to a verifier.
 	//
-	// Errors: INVALID_ARGUMENT for a missing or malformed lookup, claims_json
-	// that is not one JSON object of at most 64 KiB with unique member names,
-	// or a bad expires_in; NOT_FOUND when no registration matches.
+	// Every token it signs expires, at most the service's maximum token
+	// lifetime after now (serve --max-token-lifetime, default 24 hours): with
+	// expires_in the service sets iat and exp; without it, a caller's exp must
+	// lie in that span; without either, the service adds exp five minutes
+	// ahead (or the maximum lifetime, if shorter), and iat now unless the
+	// claims hold one. A caller's nbf and iat may lie at most 60 seconds
+	// ahead of the service's clock, and before exp. exp, nbf and iat must be
+	// NumericDates: non-negative JSON numbers of seconds since the epoch.
+	//
+	// Errors: INVALID_ARGUMENT naming claims_json and the problem (with the
+	// JSON path of the offending member) for claims_json that is not as
+	// SignJwtRequest describes, for time claims outside those bounds, or for
+	// a bad expires_in; INVALID_ARGUMENT for a missing or malformed lookup;
+	// NOT_FOUND when no registration matches.
 	SignJwt(ctx context.Context, in *SignJwtRequest, opts ...grpc.CallOption) (*SignJwtResponse, error)
 	// CreateClientAssertion signs the client assertion a tool presents to a
 	// platform's token endpoint to obtain an LTI Advantage access token
@@ -330,9 +341,20 @@ type KeyServiceServer interface {
 	// (alg, kid, jku, jwk, x5u, x5c, crit, typ, …) are ordinary payload claims
 	// with no meaning to a verifier.
 	//
-	// Errors: INVALID_ARGUMENT for a missing or malformed lookup, claims_json
-	// that is not one JSON object of at most 64 KiB with unique member names,
-	// or a bad expires_in; NOT_FOUND when no registration matches.
+	// Every token it signs expires, at most the service's maximum token
+	// lifetime after now (serve --max-token-lifetime, default 24 hours): with
+	// expires_in the service sets iat and exp; without it, a caller's exp must
+	// lie in that span; without either, the service adds exp five minutes
+	// ahead (or the maximum lifetime, if shorter), and iat now unless the
+	// claims hold one. A caller's nbf and iat may lie at most 60 seconds
+	// ahead of the service's clock, and before exp. exp, nbf and iat must be
+	// NumericDates: non-negative JSON numbers of seconds since the epoch.
+	//
+	// Errors: INVALID_ARGUMENT naming claims_json and the problem (with the
+	// JSON path of the offending member) for claims_json that is not as
+	// SignJwtRequest describes, for time claims outside those bounds, or for
+	// a bad expires_in; INVALID_ARGUMENT for a missing or malformed lookup;
+	// NOT_FOUND when no registration matches.
 	SignJwt(context.Context, *SignJwtRequest) (*SignJwtResponse, error)
 	// CreateClientAssertion signs the client assertion a tool presents to a
 	// platform's token endpoint to obtain an LTI Advantage access token
