@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
-	_ "modernc.org/sqlite"
 	_ "github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite"
 
 	"github.com/ltikeys/ltikeys/crypto"
 	"github.com/ltikeys/ltikeys/crypto/cryptotest"
