@@ -61,8 +61,10 @@ bench-pool: ## CreateRegistration and RotateKey with and without the key pool, 2
 	$(GO) test -run '^$$' -bench '^BenchmarkKeyPool$$' -benchtime 10x ./server/
 
 .PHONY: lint
-lint: tools ## buf lint and go vet.
+lint: tools ## buf lint, gofmt and go vet.
 	buf lint
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); \
+	if [ -n "$$unformatted" ]; then echo "not gofmt-ed:" $$unformatted >&2; exit 1; fi
 	$(GO) vet ./...
 
 .PHONY: vulncheck

@@ -243,12 +243,15 @@ func serve(ctx context.Context, o *serveOptions) error {
 		if o.keyPoolSize > 0 {
 			pool = server.NewKeyPool(o.keyPoolSize, o.keyBits)
 			metrics.WatchKeyPool(pool)
+			// The pool stops when start returns, whether ctx is done or
+			// start-up failed after this point.
+			poolCtx, stopPool := context.WithCancel(ctx)
 			poolDone := make(chan struct{})
 			go func() {
 				defer close(poolDone)
-				pool.Run(ctx, log.With("component", "keypool"))
+				pool.Run(poolCtx, log.With("component", "keypool"))
 			}()
-			defer func() { <-poolDone }()
+			defer func() { stopPool(); <-poolDone }()
 		}
 		keyService, err := server.NewKeyService(server.KeyServiceConfig{
 			Store:        store,
