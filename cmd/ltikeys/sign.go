@@ -74,7 +74,7 @@ and the claims must not hold either.
 	}
 	lookup.register(cmd)
 	cmd.Flags().StringVar(&claims, "claims", "", `the claims as a JSON object, or @FILE, or @- for standard input (required)`)
-	cmd.Flags().DurationVar(&expiresIn, "expires-in", 0, "have the service add iat and exp this far ahead (whole seconds, 1s to 24h)")
+	cmd.Flags().DurationVar(&expiresIn, "expires-in", 0, "have the service add iat and exp this far ahead (whole seconds, 1s to the server's --max-token-lifetime, 24h by default); without it and without an exp claim the service sets exp 5m ahead")
 	_ = cmd.MarkFlagRequired("claims")
 	addEnvUsage(cmd.Flags())
 	return cmd

@@ -421,17 +421,23 @@ func (x *IssuerClient) GetClientId() string {
 	return ""
 }
 
+// Every field is text: valid UTF-8 without control, format (bidi, zero
+// width) or line/paragraph separator characters. URLs are absolute https
+// URLs (http only for loopback hosts) with an ASCII host (an
+// internationalised name is refused with its punycode form to use), a port
+// of 1 to 65535 if any, no credentials, no fragment and no raw space. Lengths
+// are in bytes of UTF-8. A violation is INVALID_ARGUMENT naming the field.
 type CreateRegistrationRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Required.
+	// Required; a URL as above without a query, at most 255 bytes.
 	Issuer string `protobuf:"bytes,1,opt,name=issuer,proto3" json:"issuer,omitempty"`
-	// Required; at most 255 characters.
+	// Required; at most 255 bytes, no leading or trailing white space.
 	ClientId string `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
-	// Required; an absolute https URL (http only for loopback hosts).
+	// Required; a URL as above, at most 2,048 bytes.
 	AuthEndpoint string `protobuf:"bytes,3,opt,name=auth_endpoint,json=authEndpoint,proto3" json:"auth_endpoint,omitempty"`
-	// Required; an absolute https URL (http only for loopback hosts).
+	// Required; a URL as above, at most 2,048 bytes.
 	JwksUri string `protobuf:"bytes,4,opt,name=jwks_uri,json=jwksUri,proto3" json:"jwks_uri,omitempty"`
-	// Required; an absolute https URL (http only for loopback hosts).
+	// Required; a URL as above, at most 2,048 bytes.
 	TokenEndpoint string `protobuf:"bytes,5,opt,name=token_endpoint,json=tokenEndpoint,proto3" json:"token_endpoint,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
