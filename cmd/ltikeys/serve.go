@@ -29,6 +29,7 @@ type serveOptions struct {
 	auth             authOptions
 	grpcAddr         string
 	httpAddr         string
+	httpLimits       httpLimits
 	keyBits          int
 	disableExport    bool
 	jwksRefresh      time.Duration
@@ -52,7 +53,12 @@ func newServeCommand() *cobra.Command {
 		Short: "Run the gRPC key service and the public JWKS endpoint",
 		Long: `serve runs the gRPC KeyService and JwksService on --grpc-addr and the public
 HTTP listener on --http-addr, which serves GET /.well-known/jwks.json,
-/healthz and /readyz and nothing else.
+/healthz and /readyz and nothing else. It holds at most
+--http-max-connections connections open at once (the metrics listener as
+many again, apart); one more waits unanswered in the kernel's accept queue
+until one of them closes. Idle keep-alive connections are closed after
+--http-idle-timeout, and requests whose headers exceed
+--http-max-header-bytes (and net/http's 4 KiB slack) are answered 431.
 
 Every KeyService call must carry "authorization: Bearer <token>" metadata
 for a token of --token-file or LTIKEYS_TOKENS, or a client certificate
@@ -95,6 +101,7 @@ naming the missing key, if one does not.`,
 	o.auth.register(f)
 	f.StringVar(&o.grpcAddr, "grpc-addr", "127.0.0.1:50051", "gRPC listen address")
 	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", "public HTTP listen address (JWKS and health)")
+	o.httpLimits.register(f)
 	f.IntVar(&o.keyBits, "key-bits", 2048, "RSA modulus size of new keys: 2048, 3072 or 4096")
 	f.BoolVar(&o.disableExport, "disable-key-export", false, "refuse GetToolKey to every caller, so private keys never leave the service; callers sign with SignJwt and CreateClientAssertion")
 	f.DurationVar(&o.jwksRefresh, "jwks-refresh", time.Second, "how often to check the database for changes made by other replicas (one single-row query; the JWKS is rebuilt only after a change); on PostgreSQL changes are also pushed at once by LISTEN/NOTIFY")
@@ -144,6 +151,9 @@ func serve(ctx context.Context, o *serveOptions) error {
 	if o.maxTokenLife < time.Second || o.maxTokenLife%time.Second != 0 {
 		return fmt.Errorf("--max-token-lifetime: must be whole seconds, at least 1s, got %s", o.maxTokenLife)
 	}
+	if err := o.httpLimits.validate(); err != nil {
+		return err
+	}
 	keyring, err := o.store.keyring(log, true)
 	if err != nil {
 		return err
@@ -177,7 +187,8 @@ func serve(ctx context.Context, o *serveOptions) error {
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       60 * time.Second,
+		IdleTimeout:       o.httpLimits.idleTimeout,
+		MaxHeaderBytes:    o.httpLimits.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		// "OPTIONS *" reaches the handler, which answers 404 like any other
 		// request it does not serve.
@@ -188,7 +199,7 @@ func serve(ctx context.Context, o *serveOptions) error {
 	if err != nil {
 		return fmt.Errorf("--grpc-addr: %w", err)
 	}
-	httpLis, err := net.Listen("tcp", o.httpAddr)
+	httpLis, err := o.httpLimits.listen(o.httpAddr)
 	if err != nil {
 		grpcLis.Close()
 		return fmt.Errorf("--http-addr: %w", err)
@@ -197,7 +208,7 @@ func serve(ctx context.Context, o *serveOptions) error {
 	var metricsLis net.Listener
 	metricsAddr := ""
 	if metrics != nil {
-		if metricsLis, err = net.Listen("tcp", o.metricsAddr); err != nil {
+		if metricsLis, err = o.httpLimits.listen(o.metricsAddr); err != nil {
 			grpcLis.Close()
 			httpLis.Close()
 			return fmt.Errorf("--metrics-addr: %w", err)
@@ -207,7 +218,8 @@ func serve(ctx context.Context, o *serveOptions) error {
 			Handler:           metrics.Handler(),
 			ReadHeaderTimeout: 5 * time.Second,
 			WriteTimeout:      30 * time.Second,
-			IdleTimeout:       60 * time.Second,
+			IdleTimeout:       o.httpLimits.idleTimeout,
+			MaxHeaderBytes:    o.httpLimits.maxHeaderBytes,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		}
 	}
