@@ -3,7 +3,8 @@
 # running as the unprivileged "nonroot" user (65532).
 #
 #   docker build -t ltikeys .
-#   docker run --rm -p 50051:50051 -p 8080:8080 ltikeys   # embedded SQLite, for a try
+#   docker run --rm -p 127.0.0.1:50051:50051 -p 127.0.0.1:8080:8080 \
+#     -e LTIKEYS_INSECURE_ALLOW_PLAINTEXT=true ltikeys   # embedded SQLite, for a try
 #
 # .ci/run runs the build command below, verbatim, so CI exercises it.
 
@@ -23,6 +24,12 @@ COPY --from=build --chown=65532:65532 --chmod=0700 /out/data /var/lib/ltikeys
 USER nonroot:nonroot
 WORKDIR /home/nonroot
 # Listen on every interface inside the container; metrics on their own port.
+# gRPC there needs TLS: mount a certificate and its key and set
+# LTIKEYS_TLS_CERT and LTIKEYS_TLS_KEY, or serve refuses to start. The image
+# does not set LTIKEYS_INSECURE_ALLOW_PLAINTEXT, so that no deployment built
+# on it sends tokens and private keys in clear text without saying so; set
+# it for a try on loopback (above), or where the network itself encrypts
+# the traffic.
 # Data (the embedded database and its generated secrets) in a volume.
 ENV LTIKEYS_GRPC_ADDR=0.0.0.0:50051 \
     LTIKEYS_HTTP_ADDR=0.0.0.0:8080 \

@@ -46,6 +46,9 @@ type authOptions struct {
 	tlsKey         string
 	clientCA       string
 	certScopesFile string
+	// insecureAllowPlaintext lets the gRPC listener serve without TLS on
+	// an address other hosts can reach.
+	insecureAllowPlaintext bool
 }
 
 func (o *authOptions) register(flags *pflag.FlagSet) {
@@ -54,6 +57,7 @@ func (o *authOptions) register(flags *pflag.FlagSet) {
 	flags.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert; read again on SIGHUP")
 	flags.StringVar(&o.clientCA, "client-ca", "", "PEM CA certificates: gRPC clients must present a certificate they issued (mTLS); needs --tls-cert; read again on SIGHUP, for new connections")
 	flags.StringVar(&o.certScopesFile, "client-cert-scopes-file", "", "file of identity:scope[,scope] lines granting scopes to verified client certificates, identity being uri:SAN, dns:SAN or cn:COMMON-NAME; needs --client-ca; read again on SIGHUP; or set "+certScopesEnv+", which cannot change while serve runs")
+	flags.BoolVar(&o.insecureAllowPlaintext, "insecure-allow-plaintext", false, "serve gRPC without TLS on a --grpc-addr other hosts can reach, sending API tokens and private keys in clear text; only where the network itself protects the traffic. Without it serve refuses to start there; a loopback address (127.0.0.0/8, [::1], localhost) needs no flag")
 }
 
 // accessControl is what guards serve's gRPC listener: the authenticator
@@ -84,9 +88,15 @@ type accessControl struct {
 // first start (its hash in <data-dir>/tokens, the token in
 // <data-dir>/admin.token, both mode 0600) and reuses it afterwards;
 // PostgreSQL refuses to start, as it does without a master key.
+//
+// Without TLS, a grpcAddr other than a loopback address is refused unless
+// --insecure-allow-plaintext is set, and then logged as INSECURE.
 func (o *authOptions) accessControl(log *slog.Logger, store *storeOptions, grpcAddr string) (*accessControl, error) {
 	creds, err := o.load()
 	if err != nil {
+		return nil, err
+	}
+	if err := o.checkPlaintext(grpcAddr); err != nil {
 		return nil, err
 	}
 	ac := &accessControl{opts: o, log: log}
@@ -110,10 +120,23 @@ func (o *authOptions) accessControl(log *slog.Logger, store *storeOptions, grpcA
 		ac.tls = &atomic.Pointer[tls.Config]{}
 		ac.tls.Store(creds.tls)
 	} else if !isLoopbackAddr(grpcAddr) {
-		log.Warn("INSECURE: the gRPC listener accepts connections from other hosts without TLS, so API tokens and private keys cross the network in clear text: set --tls-cert and --tls-key", "grpc_addr", grpcAddr)
+		log.Warn("INSECURE: the gRPC listener accepts connections from other hosts without TLS (--insecure-allow-plaintext), so API tokens and private keys cross the network in clear text: set --tls-cert and --tls-key", "grpc_addr", grpcAddr)
 	}
 	log.Info("gRPC access control", "tokens", len(creds.tokens), "client_cert_identities", len(creds.certScopes), "tls", creds.tls != nil, "client_certs_required", o.clientCA != "")
 	return ac, nil
+}
+
+// checkPlaintext refuses a gRPC listener without TLS on grpcAddr unless
+// grpcAddr is a loopback address or --insecure-allow-plaintext is set. It
+// reads no file, so serve calls it before it writes any.
+func (o *authOptions) checkPlaintext(grpcAddr string) error {
+	if o.tlsCert != "" || isLoopbackAddr(grpcAddr) || o.insecureAllowPlaintext {
+		return nil
+	}
+	return fmt.Errorf("refusing to serve gRPC without TLS on %s, which other hosts can reach (API tokens and private keys would cross the network in clear text): "+
+		"set --tls-cert and --tls-key (%s, %s) to serve TLS, listen on a loopback address (127.0.0.1, [::1], localhost), "+
+		"or, only where the network itself protects the traffic, pass --insecure-allow-plaintext (%s=true)",
+		grpcAddr, envName("tls-cert"), envName("tls-key"), envName("insecure-allow-plaintext"))
 }
 
 // serverOptions returns the gRPC server options that enforce access

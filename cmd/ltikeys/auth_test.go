@@ -264,25 +264,50 @@ func TestAuthOptionErrors(t *testing.T) {
 	})
 }
 
-func TestInsecureListenerWarning(t *testing.T) {
+// TestPlaintextListener checks which gRPC listen addresses serve without
+// TLS: loopback ones freely, others only with --insecure-allow-plaintext,
+// and then with an INSECURE warning; otherwise the error names the TLS
+// flags and --insecure-allow-plaintext.
+func TestPlaintextListener(t *testing.T) {
 	unsetEnv(t, tokensEnv, certScopesEnv)
 	t.Setenv(tokensEnv, "ci:keys.read:"+server.HashToken("t"))
-	for addr, warn := range map[string]bool{
-		"127.0.0.1:50051": false,
-		"[::1]:50051":     false,
-		"localhost:50051": false,
-		"0.0.0.0:50051":   true,
-		":50051":          true,
-		"[::]:50051":      true,
-		"10.0.0.5:50051":  true,
-		"keys.internal:1": true,
+	for addr, loopback := range map[string]bool{
+		"127.0.0.1:50051": true,
+		"127.0.0.2:50051": true,
+		"[::1]:50051":     true,
+		"localhost:50051": true,
+		"0.0.0.0:50051":   false,
+		":50051":          false,
+		"[::]:50051":      false,
+		"10.0.0.5:50051":  false,
+		"keys.internal:1": false,
 	} {
-		log, logs := captureLog()
-		if _, err := (&authOptions{}).accessControl(log, &storeOptions{dataDir: t.TempDir()}, addr); err != nil {
-			t.Fatal(err)
-		}
-		if got := strings.Contains(logs.String(), `level=WARN msg="INSECURE:`); got != warn {
-			t.Errorf("%s: warned %v, want %v:\n%s", addr, got, warn, logs)
+		for _, allow := range []bool{false, true} {
+			log, logs := captureLog()
+			opts := &authOptions{insecureAllowPlaintext: allow}
+			_, err := opts.accessControl(log, &storeOptions{dataDir: t.TempDir()}, addr)
+			if refuse := !loopback && !allow; refuse {
+				if err == nil {
+					t.Errorf("%s without TLS or --insecure-allow-plaintext: started, want a refusal", addr)
+					continue
+				}
+				for _, want := range []string{"refusing to serve gRPC without TLS on " + addr, "--tls-cert", "--tls-key", "--insecure-allow-plaintext"} {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("%s: the refusal %q does not say %q", addr, err, want)
+					}
+				}
+				if opts.checkPlaintext(addr) == nil {
+					t.Errorf("%s: checkPlaintext passes what accessControl refuses", addr)
+				}
+				continue
+			}
+			if err != nil {
+				t.Errorf("%s, --insecure-allow-plaintext=%v: %v", addr, allow, err)
+				continue
+			}
+			if got := strings.Contains(logs.String(), `level=WARN msg="INSECURE:`); got != !loopback {
+				t.Errorf("%s, --insecure-allow-plaintext=%v: warned %v, want %v:\n%s", addr, allow, got, !loopback, logs)
+			}
 		}
 	}
 }

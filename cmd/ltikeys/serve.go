@@ -66,7 +66,10 @@ mapped by --client-cert-scopes-file. SignJwt and CreateClientAssertion need
 scope keys.sign, GetToolKey keys.read_private (it returns private keys; with
 --disable-key-export it refuses everyone), GetRegistration,
 ListRegistrations and ListKeys keys.read, the other methods keys.admin.
-JwksService is open to all.
+JwksService is open to all. Without --tls-cert and --tls-key, tokens and
+private keys would cross the network in clear text, so serve refuses a
+--grpc-addr other than a loopback address (127.0.0.0/8, [::1], localhost)
+unless --insecure-allow-plaintext is given.
 
 SIGHUP reloads access control without a restart: the token file
 (--token-file, or the generated <data-dir>/tokens), --client-cert-scopes-file
@@ -152,6 +155,9 @@ func serve(ctx context.Context, o *serveOptions) error {
 		return fmt.Errorf("--max-token-lifetime: must be whole seconds, at least 1s, got %s", o.maxTokenLife)
 	}
 	if err := o.httpLimits.validate(); err != nil {
+		return err
+	}
+	if err := o.auth.checkPlaintext(o.grpcAddr); err != nil {
 		return err
 	}
 	keyring, err := o.store.keyring(log, true)

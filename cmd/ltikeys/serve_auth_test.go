@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"context"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"os"
@@ -118,4 +119,73 @@ func TestServeRefusesPostgresWithoutTokens(t *testing.T) {
 	if !strings.Contains(string(out), "no API credentials configured") {
 		t.Errorf("output does not explain the refusal:\n%s", out)
 	}
+}
+
+// TestServePlaintextOnlyOnLoopback starts serve's gRPC listener without
+// TLS on every interface: it refuses, naming the TLS flags and
+// --insecure-allow-plaintext, and writes nothing; with that flag, or its
+// environment twin, it starts and warns. Loopback addresses need no flag,
+// and with TLS every interface needs none either.
+func TestServePlaintextOnlyOnLoopback(t *testing.T) {
+	const insecureWarning = `"level":"WARN","msg":"INSECURE:`
+	t.Run("refused", func(t *testing.T) {
+		for _, tt := range []struct {
+			name string
+			env  []string
+			args []string
+		}{
+			{"flag", nil, []string{"--grpc-addr", "0.0.0.0:0"}},
+			{"environment", []string{"LTIKEYS_GRPC_ADDR=0.0.0.0:0"}, nil},
+			{"every interface, no host", nil, []string{"--grpc-addr", ":0"}},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				dir := t.TempDir()
+				res := runCLI(t, dir, tt.env, append([]string{"serve", "--http-addr", "127.0.0.1:0"}, tt.args...)...)
+				if res.exit == 0 {
+					t.Fatalf("serve exited 0; want a refusal\n%s", res.stderr)
+				}
+				for _, want := range []string{"refusing to serve gRPC without TLS on ", "other hosts can reach", "set --tls-cert and --tls-key", "--insecure-allow-plaintext (LTIKEYS_INSECURE_ALLOW_PLAINTEXT=true)"} {
+					if !strings.Contains(res.stderr, want) {
+						t.Errorf("the refusal does not say %q:\n%s", want, res.stderr)
+					}
+				}
+				if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+					t.Errorf("a refused start wrote %d files", len(entries))
+				}
+			})
+		}
+	})
+
+	for _, tt := range []struct {
+		name string
+		env  []string
+		args []string
+		warn bool
+	}{
+		{"allowed by flag", nil, []string{"--grpc-addr", "0.0.0.0:0", "--insecure-allow-plaintext"}, true},
+		{"allowed by environment", []string{"LTIKEYS_INSECURE_ALLOW_PLAINTEXT=true"}, []string{"--grpc-addr", "0.0.0.0:0"}, true},
+		{"IPv4 loopback", nil, []string{"--grpc-addr", "127.0.0.1:0"}, false},
+		{"IPv6 loopback", nil, []string{"--grpc-addr", "[::1]:0"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := startServe(t, t.TempDir(), tt.env, tt.args...)
+			p.stop(t)
+			if got := strings.Contains(p.stderr.String(), insecureWarning); got != tt.warn {
+				t.Errorf("INSECURE warning logged: %v, want %v\n%s", got, tt.warn, p.stderr)
+			}
+		})
+	}
+
+	t.Run("TLS on every interface", func(t *testing.T) {
+		dir := t.TempDir()
+		cert, keyPEM := newCA(t, "server CA").issue(t, 2, "localhost", true)
+		certFile, keyFile := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+		writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]})))
+		writeFile(t, keyFile, keyPEM)
+		p := startServe(t, dir, nil, "--grpc-addr", "0.0.0.0:0", "--tls-cert", certFile, "--tls-key", keyFile)
+		p.stop(t)
+		if strings.Contains(p.stderr.String(), insecureWarning) {
+			t.Errorf("warned about plaintext with TLS on:\n%s", p.stderr)
+		}
+	})
 }
