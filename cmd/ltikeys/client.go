@@ -64,23 +64,24 @@ func (o *clientOptions) register(flags *pflag.FlagSet) {
 	flags.StringVar(&o.tlsClientCert, "tls-client-cert", "", "PEM client certificate to present (mTLS, when the server runs with --client-ca); needs --tls-client-key; implies --tls")
 	flags.StringVar(&o.tlsClientKey, "tls-client-key", "", "PEM private key of --tls-client-cert")
 	flags.StringVar(&o.tlsServerName, "tls-server-name", "", "name to verify the server's certificate against, if not the host of --server")
-	flags.StringVar(&o.token, "token", "", "API token sent as 'authorization: Bearer'; prefer "+tokenEnv+" (a command line is visible to other users); default: the token in <data-dir>/"+adminTokenFileName+", if that exists")
+	flags.StringVar(&o.token, "token", "", "API token sent as 'authorization: Bearer' to --server, whatever it is; prefer "+tokenEnv+" (a command line is visible to other users); default: for a loopback --server and without --tls-client-cert, the token in <data-dir>/"+adminTokenFileName+", if that exists, else none")
 	markSecret(flags, "token")
-	flags.StringVar(&o.dataDir, "data-dir", "./ltikeys-data", "data directory of a local 'ltikeys serve', where its generated "+adminTokenFileName+" is read from when no token is given")
+	flags.StringVar(&o.dataDir, "data-dir", "./ltikeys-data", "data directory of a local 'ltikeys serve', whose generated "+adminTokenFileName+" is sent when no token is given, but only to a loopback --server (127.0.0.0/8, [::1], localhost) and never with --tls-client-cert")
 	flags.StringVarP(&o.output, "output", "o", outputTable, "output format: table (for people) or json (the response as protobuf JSON, for scripts)")
 	flags.DurationVar(&o.timeout, "timeout", 30*time.Second, "deadline of the call")
 }
 
 // client is a connection to the gRPC API, authenticated.
 type client struct {
-	conn *grpc.ClientConn
-	opts *clientOptions
-	auth string
+	conn   *grpc.ClientConn
+	opts   *clientOptions
+	auth   string
+	bearer bearer
 }
 
-// dial connects to --server. The connection is lazy: errors reaching the
-// server surface on the first call.
-func (o *clientOptions) dial(stderr io.Writer) (*client, error) {
+// dial connects to cmd's --server. The connection is lazy: errors reaching
+// the server surface on the first call.
+func (o *clientOptions) dial(cmd *cobra.Command) (*client, error) {
 	if o.output != outputTable && o.output != outputJSON {
 		return nil, fmt.Errorf("--output: want table or json, got %q", o.output)
 	}
@@ -88,20 +89,24 @@ func (o *clientOptions) dial(stderr io.Writer) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	token, err := o.bearerToken()
+	tokenSource := sourceDefault
+	if f := cmd.Flags().Lookup("token"); f != nil {
+		tokenSource = source(f)
+	}
+	b, err := o.bearerToken(tokenSource)
 	if err != nil {
 		return nil, err
 	}
-	if token != "" && !o.usesTLS() && !isLoopbackAddr(o.server) {
-		fmt.Fprintf(stderr, "ltikeys: warning: sending the API token to %s without TLS: it crosses the network in clear text (use --tls or --tls-ca)\n", o.server)
+	if b.token != "" && !o.usesTLS() && !isLoopbackAddr(o.server) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "ltikeys: warning: sending the API token to %s without TLS: it crosses the network in clear text (use --tls or --tls-ca)\n", o.server)
 	}
 	conn, err := grpc.NewClient(o.server, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return nil, fmt.Errorf("--server: %w", err)
 	}
-	c := &client{conn: conn, opts: o}
-	if token != "" {
-		c.auth = "Bearer " + token
+	c := &client{conn: conn, opts: o, bearer: b}
+	if b.token != "" {
+		c.auth = "Bearer " + b.token
 	}
 	return c, nil
 }
@@ -136,26 +141,84 @@ func (o *clientOptions) credentials() (credentials.TransportCredentials, error) 
 	return credentials.NewTLS(cfg), nil
 }
 
-// bearerToken returns --token, or else the admin token a local serve
-// generated in the data directory, or else "" (a client certificate may be
-// all the server needs).
-func (o *clientOptions) bearerToken() (string, error) {
-	if o.token != "" {
-		return strings.TrimSpace(o.token), nil
+// bearer is the token a client command sends, and where it came from.
+type bearer struct {
+	token string
+	// source names where token came from ("token from --token",
+	// "token from LTIKEYS_TOKEN", "token from the --config file",
+	// "token from the data directory (PATH)"), or is "no token". It
+	// never holds the token.
+	source string
+	// skipped says, with no token, why <data-dir>/admin.token, which
+	// exists, was not sent; else it is empty.
+	skipped string
+}
+
+// The sources of a token, as an UNAUTHENTICATED error names them.
+const (
+	tokenFromFlag    = "token from --token"
+	tokenFromEnv     = "token from " + tokenEnv
+	tokenFromConfig  = "token from the --config file"
+	tokenFromDataDir = "token from the data directory"
+	noToken          = "no token"
+)
+
+// bearerToken picks the token to send. One given explicitly (--token, or
+// else LTIKEYS_TOKEN, or else a --config file; flagSource says which set
+// --token's value) goes to any server. Without one, the admin token a
+// local serve generated in <data-dir>/admin.token is sent, but only to a
+// loopback --server and only when no client certificate is configured: it
+// opens the serve on this machine and must not reach another, and a
+// client certificate is a credential of its own, which a stale admin
+// token would override. Otherwise no token is sent.
+func (o *clientOptions) bearerToken(flagSource string) (bearer, error) {
+	if token := strings.TrimSpace(o.token); token != "" {
+		switch flagSource {
+		case sourceEnv:
+			return bearer{token: token, source: tokenFromEnv}, nil
+		case sourceFile:
+			return bearer{token: token, source: tokenFromConfig}, nil
+		}
+		return bearer{token: token, source: tokenFromFlag}, nil
 	}
 	path := filepath.Join(o.dataDir, adminTokenFileName)
+	if o.tlsClientCert != "" || !isLoopbackAddr(o.server) {
+		b := bearer{source: noToken}
+		if _, err := os.Stat(path); err == nil {
+			if o.tlsClientCert != "" {
+				b.skipped = fmt.Sprintf("%s is not sent with a client certificate (--tls-client-cert)", path)
+			} else {
+				b.skipped = fmt.Sprintf("%s is sent only to a loopback --server (127.0.0.0/8, [::1], localhost), not to %s", path, o.server)
+			}
+		}
+		return b, nil
+	}
 	text, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return "", nil
+		return bearer{source: noToken}, nil
 	case err != nil:
-		return "", fmt.Errorf("read the admin token: %w", err)
+		return bearer{}, fmt.Errorf("read the admin token: %w", err)
 	}
 	token := strings.TrimSpace(string(text))
 	if token == "" {
-		return "", fmt.Errorf("%s is empty", path)
+		return bearer{}, fmt.Errorf("%s is empty", path)
 	}
-	return token, nil
+	return bearer{token: token, source: tokenFromDataDir + " (" + path + ")"}, nil
+}
+
+// unauthenticatedHint is what an UNAUTHENTICATED error adds: which token
+// the call carried, by its source, and how to send another.
+func (b bearer) unauthenticatedHint(clientCert bool) string {
+	switch {
+	case b.token != "":
+		return fmt.Sprintf("the call carried the %s: is it one of the server's tokens?", b.source)
+	case b.skipped != "":
+		return fmt.Sprintf("the call carried %s: %s; set %s or --token", b.source, b.skipped, tokenEnv)
+	case clientCert:
+		return fmt.Sprintf("the call carried %s, only the client certificate: map its identity with the server's --client-cert-scopes-file, or set %s or --token", b.source, tokenEnv)
+	}
+	return fmt.Sprintf("the call carried %s: set %s or --token, or run in the directory of a local 'ltikeys serve' (--data-dir)", b.source, tokenEnv)
 }
 
 func (c *client) Close() error { return c.conn.Close() }
@@ -187,8 +250,8 @@ func callKeys[Req, Resp any](ctx context.Context, c *client, method keysMethod[R
 	if st.Code() == codes.Unavailable && len(ids) == 0 { // the server never answered
 		msg += fmt.Sprintf("\nis 'ltikeys serve' running and listening on %s? (--server, %s)", c.opts.server, envName("server"))
 	}
-	if st.Code() == codes.Unauthenticated && c.auth == "" {
-		msg += fmt.Sprintf("\nno token was sent: set %s or --token, or run in the directory of a local 'ltikeys serve' (--data-dir)", tokenEnv)
+	if st.Code() == codes.Unauthenticated {
+		msg += "\n" + c.bearer.unauthenticatedHint(c.opts.tlsClientCert != "")
 	}
 	return resp, exitError{code: 1, err: errors.New(msg)}
 }
@@ -196,7 +259,7 @@ func callKeys[Req, Resp any](ctx context.Context, c *client, method keysMethod[R
 // unary dials --server, makes one KeyService call and prints its response
 // as print does, rows giving the table.
 func unary[Req any, Resp proto.Message](cmd *cobra.Command, o *clientOptions, method keysMethod[Req, Resp], req Req, rows func(Resp) [][2]string) error {
-	c, err := o.dial(cmd.ErrOrStderr())
+	c, err := o.dial(cmd)
 	if err != nil {
 		return err
 	}
@@ -471,9 +534,14 @@ const clientHelp = `
 The command calls the gRPC API of a running "ltikeys serve" at --server
 (default 127.0.0.1:50051), in plaintext unless --tls, --tls-ca or
 --tls-client-cert is given. It authenticates with --token (better:
-LTIKEYS_TOKEN) or, without one, with the admin token a local serve generated
-in <--data-dir>/admin.token, so on a development machine it works with no
-flags from the directory serve was started in.
+LTIKEYS_TOKEN), sent to whatever --server is, or with a client certificate
+(--tls-client-cert). With neither, and a loopback --server (127.0.0.0/8,
+[::1], localhost), it sends the admin token a local serve generated in
+<--data-dir>/admin.token, so on a development machine it works with no
+flags from the directory serve was started in; that token never goes to
+another host, nor along with a client certificate. An UNAUTHENTICATED
+error names the token the call carried by where it came from (--token,
+LTIKEYS_TOKEN, the data directory, or no token), never the token itself.
 
 Output is a table, or with -o json the response as protobuf JSON; control
 and format characters in either are printed escaped (\x1b, \u202e). On

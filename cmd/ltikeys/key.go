@@ -139,7 +139,7 @@ it was listed with.
 			if req.State, err = parseKeyState(state); err != nil {
 				return err
 			}
-			c, err := o.dial(cmd.ErrOrStderr())
+			c, err := o.dial(cmd)
 			if err != nil {
 				return err
 			}

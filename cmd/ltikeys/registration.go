@@ -115,7 +115,7 @@ with.
   ltikeys registration list --page-size 100 --page-token <NEXT PAGE TOKEN>`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := o.dial(cmd.ErrOrStderr())
+			c, err := o.dial(cmd)
 			if err != nil {
 				return err
 			}
@@ -218,7 +218,7 @@ prints the keys it retired.
 		Example: `  ltikeys registration delete --registration-id 0199b7f0-5a8e-7c4e-9d1a-3f2b6c8d9e01`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := o.dial(cmd.ErrOrStderr())
+			c, err := o.dial(cmd)
 			if err != nil {
 				return err
 			}
