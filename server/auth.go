@@ -332,6 +332,8 @@ type AuthConfig struct {
 type Authenticator struct {
 	creds atomic.Pointer[credentialSet]
 	log   *slog.Logger
+	// hashed, if set, counts the presented tokens hashed (for tests).
+	hashed *atomic.Int64
 }
 
 // credentialSet is what an Authenticator accepts. It is never changed once
@@ -430,6 +432,9 @@ func (a *Authenticator) UnaryInterceptor() grpc.UnaryServerInterceptor {
 		if IsPublicMethod(info.FullMethod) {
 			return handler(ctx, req)
 		}
+		if err := refusedByTap(ctx); err != nil {
+			return nil, err // audited by the tap handle
+		}
 		start := time.Now()
 		caller, err := a.admit(ctx, info.FullMethod)
 		var resp any
@@ -450,6 +455,9 @@ func (a *Authenticator) StreamInterceptor() grpc.StreamServerInterceptor {
 			return handler(srv, ss)
 		}
 		ctx := ss.Context()
+		if err := refusedByTap(ctx); err != nil {
+			return err // audited by the tap handle
+		}
 		start := time.Now()
 		caller, err := a.admit(ctx, info.FullMethod)
 		var seen auditedStream
@@ -487,17 +495,35 @@ func (a *Authenticator) authenticate(ctx context.Context) (Caller, bool) {
 	case 0:
 		return set.certCaller(ctx)
 	case 1:
-		return set.tokenCaller(values[0])
+		return set.tokenCaller(values[0], a.hashed)
 	default:
 		return Caller{}, false
 	}
 }
 
-func (s *credentialSet) tokenCaller(header string) (Caller, bool) {
+// MaxTokenLen bounds a bearer token. Tokens that GenerateToken makes are 47
+// bytes; a longer one than this is refused without being hashed.
+const MaxTokenLen = 1024
+
+// bearerToken returns the token of an authorization value of the form
+// "Bearer <token>", the scheme in any case; ok is false for another scheme,
+// an empty token or one longer than MaxTokenLen. It allocates nothing.
+func bearerToken(header string) (token string, ok bool) {
 	scheme, token, ok := strings.Cut(header, " ")
 	token = strings.TrimSpace(token)
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || len(token) > MaxTokenLen {
+		return "", false
+	}
+	return token, true
+}
+
+func (s *credentialSet) tokenCaller(header string, hashed *atomic.Int64) (Caller, bool) {
+	token, ok := bearerToken(header)
+	if !ok {
 		return Caller{}, false
+	}
+	if hashed != nil {
+		hashed.Add(1)
 	}
 	presented := sha256.Sum256([]byte(token))
 	// Compare against every stored hash, without stopping at a match, so the

@@ -150,13 +150,15 @@ func newAuthEnv(t *testing.T, cfg authEnvConfig) *authEnv {
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(auth.UnaryInterceptor(), countKeyServiceCalls(env.keyCalls)),
 		grpc.ChainStreamInterceptor(auth.StreamInterceptor()),
+		grpc.InTapHandle(auth.TapHandle()),
 	}
 	if cfg.serverCreds != nil {
 		opts = append(opts, grpc.Creds(cfg.serverCreds))
 	}
 	srv := grpc.NewServer(opts...)
-	ltikeysv1.RegisterKeyServiceServer(srv, keys)
-	ltikeysv1.RegisterJwksServiceServer(srv, jwksService)
+	services := server.EarlyRefusals(srv)
+	ltikeysv1.RegisterKeyServiceServer(services, keys)
+	ltikeysv1.RegisterJwksServiceServer(services, jwksService)
 	go srv.Serve(env.lis)
 	t.Cleanup(srv.Stop)
 

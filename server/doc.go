@@ -12,8 +12,11 @@
 // KeyService call only with a valid bearer token or mapped client
 // certificate holding the scope that one table (methodScopes) gives the
 // method, refuse methods missing from the table, and write one audit line
-// per call (audit.go). Its tokens and certificate identities are replaced
-// whole, in one atomic swap, so a reload never admits a call against half
-// of one set and half of another. The HTTP handler routes exact paths only
-// and is never given KeyService.
+// per call (audit.go). Its tap handle (tap.go) refuses, before their
+// request is read, the calls whose credentials could not pass, so that a
+// caller without credentials costs no more than its headers; the token
+// itself is hashed and compared by the interceptors alone. Its tokens and
+// certificate identities are replaced whole, in one atomic swap, so a
+// reload never admits a call against half of one set and half of another.
+// The HTTP handler routes exact paths only and is never given KeyService.
 package server

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 
 	"golang.org/x/net/netutil"
@@ -101,7 +102,7 @@ func (l Limits) Check() error {
 // of options given before these.
 func (l Limits) ServerOptions(taps ...tap.ServerInHandle) []grpc.ServerOption {
 	if l.MaxStreamDuration > 0 {
-		taps = append(taps, streamLifetime(l.MaxStreamDuration))
+		taps = append(slices.Clip(taps), streamLifetime(l.MaxStreamDuration))
 	}
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(l.MaxRecvMsgSize),

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,11 +35,13 @@ import (
 
 // guardedEnv is a gRPC server built as serve builds it, on a loopback TCP
 // listener: serve's interceptor chain (server.ServerOptions), access
-// control, and the limits, with every log line captured. Its KeyService is
+// control with its tap handle, and the limits, with every log line
+// captured. Its KeyService is
 // a stub, so no test here needs storage.
 type guardedEnv struct {
 	addr   string
 	auth   *server.Authenticator
+	hashed *atomic.Int64 // tokens hashed
 	logs   *syncBuffer
 	health *server.Health
 	// token holds every scope.
@@ -74,16 +77,18 @@ func startGuarded(t *testing.T, cfg guardedConfig) *guardedEnv {
 	if env.auth, err = server.NewAuthenticator(authCfg); err != nil {
 		t.Fatal(err)
 	}
+	env.hashed = server.CountTokenHashes(env.auth)
 	env.health = server.NewHealth(log)
 	env.health.MarkStarted(context.Background(), nil)
 	opts := server.ServerOptions(log, nil, env.health, 30*time.Second, []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(env.auth.UnaryInterceptor()),
 		grpc.ChainStreamInterceptor(env.auth.StreamInterceptor()),
 	})
-	opts = append(opts, cfg.limits.ServerOptions()...)
+	opts = append(opts, cfg.limits.ServerOptions(env.auth.TapHandle())...)
 	srv := grpc.NewServer(append(opts, cfg.serverOptions...)...)
-	ltikeysv1.RegisterKeyServiceServer(srv, env.keys)
-	ltikeysv1.RegisterJwksServiceServer(srv, stubJwks{})
+	services := server.EarlyRefusals(srv)
+	ltikeysv1.RegisterKeyServiceServer(services, env.keys)
+	ltikeysv1.RegisterJwksServiceServer(services, stubJwks{})
 	env.health.Register(srv)
 	reflection.Register(srv)
 
@@ -123,7 +128,7 @@ func padded[M proto.Message](t *testing.T, m M, size int) M {
 	t.Helper()
 	const field = 1000
 	base := proto.Size(m)
-	for n := size - base - 5; n <= size-base; n++ {
+	for n := size - base - 12; n <= size-base; n++ {
 		unknown := protowire.AppendBytes(protowire.AppendTag(nil, field, protowire.BytesType), make([]byte, max(n, 0)))
 		if base+len(unknown) == size {
 			c := proto.Clone(m).(M)
