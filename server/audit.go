@@ -16,6 +16,11 @@ import (
 // AuditMessage is the message of every audit log line.
 const AuditMessage = "audit"
 
+// AuditSummaryMessage is the message of the line that counts, for one peer
+// address, the refusals of unauthenticated calls that had no audit line of
+// their own (see AuthConfig.RefusalLogInterval).
+const AuditSummaryMessage = "audit summary"
+
 // maxAuditValue bounds an id or kid copied into the audit log from a
 // request: a refused request may carry anything.
 const maxAuditValue = 128
@@ -34,7 +39,7 @@ const maxAuditValue = 128
 func (a *Authenticator) audit(ctx context.Context, method string, caller Caller, start time.Time, err error, req, resp any) {
 	code := status.Code(err)
 	level := slog.LevelInfo
-	if code == codes.Unauthenticated || code == codes.PermissionDenied {
+	if code == codes.Unauthenticated || code == codes.PermissionDenied || code == codes.ResourceExhausted {
 		level = slog.LevelWarn
 	}
 	if !a.log.Enabled(ctx, level) {
@@ -62,6 +67,39 @@ func (a *Authenticator) audit(ctx context.Context, method string, caller Caller,
 	}
 	attrs = append(attrs, slog.Duration("duration", time.Since(start)))
 	logAttrs(ctx, a.log, level, AuditMessage, attrs...)
+}
+
+// refuse writes the audit of a call refused before its caller was known,
+// UNAUTHENTICATED or RESOURCE_EXHAUSTED, and counts an UNAUTHENTICATED one
+// against the peer address's budget. Only the peer's first such refusal in
+// an interval gets its audit line; the others are counted for its summary
+// and, like it, keep the call's request log line at debug level.
+func (a *Authenticator) refuse(ctx context.Context, method string, start time.Time, err error, req any) {
+	addr, ok := peerAddr(ctx)
+	if !ok {
+		a.audit(ctx, method, Caller{}, start, err, req, nil)
+		return
+	}
+	logIt, due := a.failures.refused(addr, status.Code(err))
+	a.summarise(due)
+	if logIt {
+		a.audit(ctx, method, Caller{}, start, err, req, nil)
+	} else {
+		markAudited(ctx)
+	}
+}
+
+// summarise writes an AuditSummaryMessage line for each summary, at warn
+// level like the refusals it counts.
+func (a *Authenticator) summarise(due []refusalSummary) {
+	for _, s := range due {
+		logAttrs(context.Background(), a.log, slog.LevelWarn, AuditSummaryMessage,
+			slog.String("peer", addrString(s.addr)),
+			slog.Int("unauthenticated", s.unauthenticated),
+			slog.Int("resource_exhausted", s.throttled),
+			slog.Time("since", s.since),
+		)
+	}
 }
 
 // The getters the audit reads ids through. Generated messages have them for

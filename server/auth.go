@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -310,8 +311,31 @@ type AuthConfig struct {
 	// They take effect only on a listener that verifies client certificates
 	// (TLS with a client CA).
 	CertScopes []CertIdentity
-	// Log receives the audit log: one line per call of a non-public method.
+	// Log receives the audit log: one line per call of a non-public method,
+	// but for the refusals that RefusalLogInterval summarises.
 	Log *slog.Logger
+
+	// FailureRate is how many failed authentications per second, on
+	// average, a peer address may make, and FailureBurst how many in a row
+	// (0: DefaultFailureRate, DefaultFailureBurst; a negative FailureRate
+	// turns the throttle off). A peer address is an IPv4 address or an
+	// IPv6 /64; peers without an IP address (in-process connections) are
+	// not throttled. While a peer is over its budget, every call it makes
+	// to a method in the access-control table is RESOURCE_EXHAUSTED, before
+	// its credentials are looked at, so a valid token from that address is
+	// refused too until the budget refills: a caller with a misconfigured
+	// token that retries in a loop gets FailureRate answers per second.
+	FailureRate  float64
+	FailureBurst int
+	// RefusalLogInterval bounds the audit lines of the calls refused before
+	// their caller was known (UNAUTHENTICATED, or RESOURCE_EXHAUSTED from
+	// the throttle): of those from one peer address, the first in each
+	// interval has its audit line; the others are counted, and one
+	// AuditSummaryMessage line per address and interval gives the counts
+	// (0: DefaultRefusalLogInterval).
+	RefusalLogInterval time.Duration
+	// Now is the clock of the throttle and of the intervals; nil: time.Now.
+	Now func() time.Time
 }
 
 // Authenticator authenticates and authorizes every gRPC call, and writes the
@@ -332,6 +356,9 @@ type AuthConfig struct {
 type Authenticator struct {
 	creds atomic.Pointer[credentialSet]
 	log   *slog.Logger
+	// failures throttles failed authentications per peer address and
+	// summarises their audit lines.
+	failures *throttle
 	// hashed, if set, counts the presented tokens hashed (for tests).
 	hashed *atomic.Int64
 }
@@ -353,10 +380,14 @@ type authToken struct {
 // NewAuthenticator returns an Authenticator. It fails on a malformed token
 // hash or an unknown scope.
 func NewAuthenticator(cfg AuthConfig) (*Authenticator, error) {
+	if cfg.FailureBurst < 0 || math.IsNaN(cfg.FailureRate) || math.IsInf(cfg.FailureRate, 0) {
+		return nil, fmt.Errorf("server: failure rate %v and burst %d: want a finite rate and a burst of at least 0", cfg.FailureRate, cfg.FailureBurst)
+	}
 	a := &Authenticator{log: cfg.Log}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
+	a.failures = newThrottle(cfg, a.summarise)
 	if err := a.SetCredentials(cfg.Tokens, cfg.CertScopes); err != nil {
 		return nil, err
 	}
@@ -426,6 +457,10 @@ func CallerFromContext(ctx context.Context) (Caller, bool) {
 // a caller learns nothing about which part of its credentials was wrong.
 var errUnauthenticated = status.Error(codes.Unauthenticated, "missing or invalid credentials")
 
+// errThrottled answers every call from a peer address over its budget of
+// failed authentications.
+var errThrottled = status.Error(codes.ResourceExhausted, "too many failed authentications from this address; retry later")
+
 // UnaryInterceptor returns the interceptor for unary calls.
 func (a *Authenticator) UnaryInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
@@ -437,6 +472,10 @@ func (a *Authenticator) UnaryInterceptor() grpc.UnaryServerInterceptor {
 		}
 		start := time.Now()
 		caller, err := a.admit(ctx, info.FullMethod)
+		if err != nil && caller.Name == "" {
+			a.refuse(ctx, info.FullMethod, start, err, req)
+			return nil, err
+		}
 		var resp any
 		if err == nil {
 			resp, err = handler(context.WithValue(ctx, callerKey{}, caller), req)
@@ -460,6 +499,10 @@ func (a *Authenticator) StreamInterceptor() grpc.StreamServerInterceptor {
 		}
 		start := time.Now()
 		caller, err := a.admit(ctx, info.FullMethod)
+		if err != nil && caller.Name == "" {
+			a.refuse(ctx, info.FullMethod, start, err, nil)
+			return err
+		}
 		var seen auditedStream
 		if err == nil {
 			seen = auditedStream{ServerStream: ss, ctx: context.WithValue(ctx, callerKey{}, caller)}
@@ -470,8 +513,13 @@ func (a *Authenticator) StreamInterceptor() grpc.StreamServerInterceptor {
 	}
 }
 
-// admit authenticates the caller and authorizes it for method.
+// admit authenticates the caller and authorizes it for method. A refusal
+// before the caller is known (UNAUTHENTICATED, RESOURCE_EXHAUSTED) returns
+// the zero Caller.
 func (a *Authenticator) admit(ctx context.Context, method string) (Caller, error) {
+	if addr, ok := peerAddr(ctx); ok && a.failures.blocked(addr) {
+		return Caller{}, errThrottled
+	}
 	caller, ok := a.authenticate(ctx)
 	if !ok {
 		return Caller{}, errUnauthenticated

@@ -15,8 +15,11 @@
 // per call (audit.go). Its tap handle (tap.go) refuses, before their
 // request is read, the calls whose credentials could not pass, so that a
 // caller without credentials costs no more than its headers; the token
-// itself is hashed and compared by the interceptors alone. Its tokens and
-// certificate identities are replaced whole, in one atomic swap, so a
-// reload never admits a call against half of one set and half of another.
-// The HTTP handler routes exact paths only and is never given KeyService.
+// itself is hashed and compared by the interceptors alone. Failed
+// authentications are throttled per peer address (throttle.go), and the
+// refusals from one address are logged once per interval and counted. Its
+// tokens and certificate identities are replaced whole, in one atomic
+// swap, so a reload never admits a call against half of one set and half
+// of another. The HTTP handler routes exact paths only and is never given
+// KeyService.
 package server

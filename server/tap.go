@@ -18,7 +18,9 @@ import (
 // one authorization value, or one that is not "Bearer <token>" with a token
 // of at most MaxTokenLen bytes. Such a call is UNAUTHENTICATED with the
 // interceptors' message and has its audit line, without the request's ids,
-// which are never read; it gets no request log line. Nothing is hashed
+// which are never read; it gets no request log line. A call from a peer
+// address over its budget of failed authentications is refused likewise,
+// with RESOURCE_EXHAUSTED (see AuthConfig.FailureRate). Nothing is hashed
 // here and nothing allocated for a call that passes: the token and the
 // certificate's identities are checked by the interceptors, as before.
 //
@@ -40,14 +42,17 @@ func (a *Authenticator) TapHandle() tap.ServerInHandle {
 			// UNIMPLEMENTED by grpc-go without reading their request.
 			return ctx, nil
 		}
-		if a.creds.Load().mayAuthenticate(ctx, info.Header["authorization"]) {
+		err := errUnauthenticated
+		if addr, ok := peerAddr(ctx); ok && a.failures.blocked(addr) {
+			err = errThrottled
+		} else if a.creds.Load().mayAuthenticate(ctx, info.Header["authorization"]) {
 			return ctx, nil
 		}
-		a.audit(ctx, info.FullMethodName, Caller{}, time.Now(), errUnauthenticated, nil, nil)
+		a.refuse(ctx, info.FullMethodName, time.Now(), err, nil)
 		if _, ok := ctx.Deadline(); ok {
-			return context.WithValue(ctx, tapRefusalKey{}, errUnauthenticated), nil
+			return context.WithValue(ctx, tapRefusalKey{}, err), nil
 		}
-		return ctx, errUnauthenticated
+		return ctx, err
 	}
 }
 

@@ -41,11 +41,18 @@ func (c *countingCodec) Unmarshal(data mem.BufferSlice, v any) error {
 // deadline, 4 MB and just over the maximum message size: every one is
 // UNAUTHENTICATED (not RESOURCE_EXHAUSTED: credentials are looked at
 // first), none is decoded, no token is hashed, and each has its audit
-// line. An authenticated call is decoded once, its token hashed once.
+// line or is counted in its summary. An authenticated call is decoded
+// once, its token hashed once. (The throttle is off here: it would answer
+// most of these calls RESOURCE_EXHAUSTED, before reading them too.)
 func TestRefusedBeforeRead(t *testing.T) {
 	codec := &countingCodec{CodecV2: encoding.GetCodecV2("proto")}
 	limits := server.DefaultLimits()
-	env := startGuarded(t, guardedConfig{limits: limits, serverOptions: []grpc.ServerOption{grpc.ForceServerCodecV2(codec)}})
+	clock := newFakeClock()
+	env := startGuarded(t, guardedConfig{
+		limits:        limits,
+		serverOptions: []grpc.ServerOption{grpc.ForceServerCodecV2(codec)},
+		auth:          func(c *server.AuthConfig) { c.FailureRate, c.Now = -1, clock.Now },
+	})
 	keys := ltikeysv1.NewKeyServiceClient(env.dial(t))
 
 	sign := &ltikeysv1.SignJwtRequest{ClaimsJson: `{"sub":"1"}`}
@@ -93,8 +100,19 @@ func TestRefusedBeforeRead(t *testing.T) {
 	if n := env.hashed.Load(); n != 0 {
 		t.Errorf("%d tokens of refused calls were hashed, want none", n)
 	}
-	if lines := auditLines(t, env.logs.String()); int64(len(lines)) != calls.Load() {
-		t.Errorf("%d audit lines for %d refused calls", len(lines), calls.Load())
+	// The next interval's first refusal writes the count of the others.
+	clock.Advance(server.DefaultRefusalLogInterval)
+	if _, err := keys.SignJwt(context.Background(), sign); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("refusal in the next interval: %v", err)
+	}
+	counted := 0
+	for _, rec := range logRecords(t, env.logs.String()) {
+		if rec["msg"] == server.AuditSummaryMessage {
+			counted += int(rec["unauthenticated"].(float64))
+		}
+	}
+	if lines := auditLines(t, env.logs.String()); int64(len(lines)+counted) != calls.Load()+1 {
+		t.Errorf("%d audit lines and %d counted for %d refused calls", len(lines), counted, calls.Load()+1)
 	} else if lines[0]["code"] != "Unauthenticated" || lines[0]["level"] != "WARN" || lines[0]["peer"] == nil {
 		t.Errorf("audit line of a refusal: %v", lines[0])
 	}
