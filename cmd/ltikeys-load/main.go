@@ -240,9 +240,10 @@ func compareGetToolKey(ctx context.Context, dir string, keyring *crypto.Keyring,
 	}
 	health := server.NewHealth(log)
 	health.MarkStarted(ctx, nil)
-	srv := grpc.NewServer(server.ServerOptions(log, metrics, health, 30*time.Second,
-		[]grpc.ServerOption{grpc.ChainUnaryInterceptor(auth.UnaryInterceptor())})...)
-	ltikeysv1.RegisterKeyServiceServer(srv, keys)
+	opts := server.ServerOptions(log, metrics, health, 30*time.Second,
+		[]grpc.ServerOption{grpc.ChainUnaryInterceptor(auth.UnaryInterceptor())})
+	srv := grpc.NewServer(append(opts, server.DefaultLimits().ServerOptions(auth.TapHandle())...)...)
+	ltikeysv1.RegisterKeyServiceServer(server.EarlyRefusals(srv), keys)
 	addr, stop, err := serveGRPC(srv)
 	if err != nil {
 		return err

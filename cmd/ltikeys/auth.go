@@ -49,6 +49,11 @@ type authOptions struct {
 	// insecureAllowPlaintext lets the gRPC listener serve without TLS on
 	// an address other hosts can reach.
 	insecureAllowPlaintext bool
+	// failureRate and failureBurst throttle failed authentications, as
+	// server.AuthConfig's FailureRate and FailureBurst; serve sets them
+	// from --auth-failure-rate and --auth-failure-burst.
+	failureRate  float64
+	failureBurst int
 }
 
 func (o *authOptions) register(flags *pflag.FlagSet) {
@@ -109,9 +114,11 @@ func (o *authOptions) accessControl(log *slog.Logger, store *storeOptions, grpcA
 		}
 	}
 	ac.auth, err = server.NewAuthenticator(server.AuthConfig{
-		Tokens:     creds.tokens,
-		CertScopes: creds.certScopes,
-		Log:        log.With("component", "audit"),
+		Tokens:       creds.tokens,
+		CertScopes:   creds.certScopes,
+		Log:          log.With("component", "audit"),
+		FailureRate:  o.failureRate,
+		FailureBurst: o.failureBurst,
 	})
 	if err != nil {
 		return nil, err

@@ -27,6 +27,7 @@ type serveOptions struct {
 	log              logOptions
 	store            storeOptions
 	auth             authOptions
+	limits           limitOptions
 	grpcAddr         string
 	httpAddr         string
 	httpLimits       httpLimits
@@ -103,6 +104,7 @@ naming the missing key, if one does not.`,
 	o.store.register(f)
 	o.auth.register(f)
 	f.StringVar(&o.grpcAddr, "grpc-addr", "127.0.0.1:50051", "gRPC listen address")
+	o.limits.register(f)
 	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", "public HTTP listen address (JWKS and health)")
 	o.httpLimits.register(f)
 	f.IntVar(&o.keyBits, "key-bits", 2048, "RSA modulus size of new keys: 2048, 3072 or 4096")
@@ -160,6 +162,13 @@ func serve(ctx context.Context, o *serveOptions) error {
 	if err := o.auth.checkPlaintext(o.grpcAddr); err != nil {
 		return err
 	}
+	limits, err := o.limits.limits()
+	if err != nil {
+		return err
+	}
+	if o.auth.failureRate, o.auth.failureBurst, err = o.limits.failureLimit(); err != nil {
+		return err
+	}
 	keyring, err := o.store.keyring(log, true)
 	if err != nil {
 		return err
@@ -175,9 +184,11 @@ func serve(ctx context.Context, o *serveOptions) error {
 	// Registered now, connected to storage by start below (see start.go).
 	var keys deferredKeyService
 	var jwksService deferredJwksService
-	grpcServer := grpc.NewServer(server.ServerOptions(log.With("component", "grpc"), metrics, health, o.requestTimeout, access.serverOptions())...)
-	ltikeysv1.RegisterKeyServiceServer(grpcServer, &keys)
-	ltikeysv1.RegisterJwksServiceServer(grpcServer, &jwksService)
+	grpcOpts := server.ServerOptions(log.With("component", "grpc"), metrics, health, o.requestTimeout, access.serverOptions())
+	grpcServer := grpc.NewServer(append(grpcOpts, limits.ServerOptions(access.auth.TapHandle())...)...)
+	services := server.EarlyRefusals(grpcServer)
+	ltikeysv1.RegisterKeyServiceServer(services, &keys)
+	ltikeysv1.RegisterJwksServiceServer(services, &jwksService)
 	health.Register(grpcServer)
 	if o.reflection {
 		reflection.Register(grpcServer)
@@ -205,6 +216,7 @@ func serve(ctx context.Context, o *serveOptions) error {
 	if err != nil {
 		return fmt.Errorf("--grpc-addr: %w", err)
 	}
+	grpcLis = limits.Listener(grpcLis)
 	httpLis, err := o.httpLimits.listen(o.httpAddr)
 	if err != nil {
 		grpcLis.Close()
