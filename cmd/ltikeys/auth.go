@@ -292,14 +292,7 @@ func (o *authOptions) tokens() ([]server.Token, error) {
 	if err != nil || source == "" {
 		return nil, err
 	}
-	tokens, err := server.ParseTokens(text)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", source, err)
-	}
-	if len(tokens) == 0 {
-		return nil, fmt.Errorf("%s: no tokens", source)
-	}
-	return tokens, nil
+	return parseTokens(text, source)
 }
 
 // readTokenFile reads a token file such as <data-dir>/tokens.
@@ -308,12 +301,17 @@ func readTokenFile(path string) ([]server.Token, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseTokens(text, path)
+}
+
+// parseTokens parses token lines read from source, refusing none at all.
+func parseTokens(text []byte, source string) ([]server.Token, error) {
 	tokens, err := server.ParseTokens(text)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", source, err)
 	}
 	if len(tokens) == 0 {
-		return nil, fmt.Errorf("%s: no tokens", path)
+		return nil, fmt.Errorf("%s: no tokens", source)
 	}
 	return tokens, nil
 }
