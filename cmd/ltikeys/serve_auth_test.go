@@ -49,10 +49,7 @@ func TestServeGuardsKeyService(t *testing.T) {
 	keys := ltikeysv1.NewKeyServiceClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	req := &ltikeysv1.CreateRegistrationRequest{
-		Issuer: "https://platform.example.com", ClientId: "tool",
-		AuthEndpoint: "https://platform.example.com/auth", JwksUri: "https://platform.example.com/jwks", TokenEndpoint: "https://platform.example.com/token",
-	}
+	req := platformRegistration()
 	if _, err := keys.CreateRegistration(ctx, req); status.Code(err) != codes.Unauthenticated {
 		t.Errorf("CreateRegistration without a token = %v, want UNAUTHENTICATED", err)
 	}

@@ -4,16 +4,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -26,24 +21,12 @@ import (
 func TestServeMaxTokenLifetime(t *testing.T) {
 	dir := t.TempDir()
 	p := startServe(t, dir, []string{"LTIKEYS_MAX_TOKEN_LIFETIME=2m"})
-	raw, err := os.ReadFile(filepath.Join(dir, "ltikeys-data", "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(p.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	keys := ltikeysv1.NewKeyServiceClient(conn)
+	keys := p.keyClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+strings.TrimSpace(string(raw)))
+	ctx = withBearer(ctx, adminToken(t, dir))
 
-	created, err := keys.CreateRegistration(ctx, &ltikeysv1.CreateRegistrationRequest{
-		Issuer: "https://platform.example.com", ClientId: "tool",
-		AuthEndpoint: "https://platform.example.com/auth", JwksUri: "https://platform.example.com/jwks", TokenEndpoint: "https://platform.example.com/token",
-	})
+	created, err := keys.CreateRegistration(ctx, platformRegistration())
 	if err != nil {
 		t.Fatal(err)
 	}

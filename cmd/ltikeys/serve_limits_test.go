@@ -2,8 +2,6 @@ package main_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -29,11 +27,6 @@ func TestServeLimits(t *testing.T) {
 		"--grpc-max-recv-msg-size", "4096",
 		"--auth-failure-burst", "3", "--auth-failure-rate", "0.001",
 		"--grpc-max-stream-duration", "300ms")
-	raw, err := os.ReadFile(filepath.Join(dir, "ltikeys-data", "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(string(raw))
 	conn, err := grpc.NewClient(p.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +35,7 @@ func TestServeLimits(t *testing.T) {
 	keys := ltikeysv1.NewKeyServiceClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	admin := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	admin := withBearer(ctx, adminToken(t, dir))
 	big := &ltikeysv1.SignJwtRequest{Lookup: &ltikeysv1.SignJwtRequest_RegistrationId{RegistrationId: "0190a5c0-0000-7000-8000-000000000001"}, ClaimsJson: `{"pad":"` + strings.Repeat("p", 8192) + `"}`}
 	if _, err := keys.SignJwt(admin, big); status.Code(err) != codes.ResourceExhausted {
 		t.Errorf("authenticated SignJwt over --grpc-max-recv-msg-size: %v, want RESOURCE_EXHAUSTED", err)
