@@ -51,6 +51,18 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &ce) && ce.Permanent
 }
 
+// Unavailable reports whether err means the database could not serve the
+// request for now, and a retry may succeed: a ConnectionError that is not
+// permanent, or ErrConflict. Callers report such errors as unavailable
+// rather than as faults.
+func Unavailable(err error) bool {
+	var ce *ConnectionError
+	if errors.As(err, &ce) {
+		return !ce.Permanent
+	}
+	return errors.Is(err, ErrConflict)
+}
+
 func permanent(problem string, cause error) *ConnectionError {
 	return &ConnectionError{Problem: problem, Permanent: true, cause: cause}
 }

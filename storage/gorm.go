@@ -61,7 +61,7 @@ func wrap(err error, format string, args ...any) error {
 		err = ErrNotFound
 	case errors.Is(err, gorm.ErrDuplicatedKey):
 		err = ErrAlreadyExists
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrAlreadyExists), errors.Is(err, ErrKeyInUse), errors.Is(err, ErrTooManyKeys):
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrAlreadyExists), errors.Is(err, ErrKeyInUse), errors.Is(err, ErrTooManyKeys), errors.Is(err, ErrConflict):
 	default:
 		err = fmt.Errorf("storage: %w", safe(err))
 	}

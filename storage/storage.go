@@ -20,6 +20,11 @@ var (
 	// ErrTooManyKeys means a rotation would leave its registration with
 	// more published keys than RotateOptions.MaxPublished allows.
 	ErrTooManyKeys = errors.New("storage: the registration would publish too many keys")
+	// ErrConflict means a transaction kept failing against concurrent ones
+	// (serialization failures, deadlocks, a busy database) after the store
+	// had retried it as often as it does: nothing was written, and a later
+	// retry may succeed.
+	ErrConflict = errors.New("storage: the transaction kept conflicting with concurrent ones")
 )
 
 // Key is one stored key pair (a row of lti_jwks).
