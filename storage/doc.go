@@ -12,6 +12,37 @@
 // are current. On PostgreSQL the transaction also notifies ChangesChannel,
 // and the store implements Notifier to listen for it.
 //
+// # Transactions and lock order
+//
+// Every write runs in one transaction, and every transaction that locks
+// rows (SELECT … FOR UPDATE, or an UPDATE, which locks the rows it changes)
+// takes its locks in one order, so that the row locks of transactions in
+// any number of processes sharing a PostgreSQL database never wait for
+// each other in a cycle:
+//
+//  1. rows of platform_registrations, in ascending id;
+//  2. then rows of lti_jwks, in ascending id;
+//  3. last, the change counter's row (ltikeys_changes), after which the
+//     transaction takes no other lock.
+//
+// A transaction that must find out which rows to lock reads them first
+// without locking, locks them in this order, and checks again under the
+// locks what it read. Rows a transaction inserts are not covered: no other
+// transaction sees them before it commits. Pointing a registration at a
+// key also locks the key's row (the foreign key's check), after the
+// registration's, as the order has it. Plain reads lock nothing. On
+// SQLite, which has no row locks, a write transaction holds the database's
+// write lock from its start to its end, which serializes writers by
+// itself.
+//
+// A transaction that conflicts with concurrent ones even so (a deadlock or
+// serialization failure on PostgreSQL, a busy or locked database on SQLite)
+// is rolled back by the database and run again from the start by the
+// store, a few times, with a growing, randomized pause in between; when
+// the store gives up, the method returns an error wrapping ErrConflict, and
+// nothing was written. No other error is retried: in particular not a
+// connection lost around a commit, which may have succeeded.
+//
 // Storage never sees plaintext private keys: Key.PrivateJWK is sealed by the
 // caller (see package crypto) and stored as opaque bytes. Nothing here knows
 // about gRPC.

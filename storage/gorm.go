@@ -11,9 +11,12 @@ import (
 )
 
 // gormStore implements Store on PostgreSQL and SQLite. On PostgreSQL, row
-// locks (SELECT … FOR UPDATE) serialize writers of one row; on SQLite, where
-// the dialect drops FOR UPDATE, every write transaction begins IMMEDIATE and
-// so holds the database's write lock throughout.
+// locks (SELECT … FOR UPDATE, and every UPDATE) serialize writers of one
+// row, and every transaction takes them in the order the package
+// documentation gives; on SQLite, where the dialect drops FOR UPDATE, every
+// write transaction begins IMMEDIATE and so holds the database's write lock
+// throughout. Every write transaction runs through transaction, which
+// retries it when it conflicted with concurrent ones anyway.
 type gormStore struct {
 	db  *gorm.DB
 	now func() time.Time
@@ -27,8 +30,10 @@ const ChangesChannel = "ltikeys_changes"
 
 // changed records a change inside tx: it increments the change counter and,
 // on PostgreSQL, queues a notification, which the server delivers only if
-// and when tx commits. Called last in a transaction, so the counter's row
-// lock, which serializes all writers, is held as briefly as possible.
+// and when tx commits. It must be the transaction's last lock, and so its
+// last write: the counter's row lock, which serializes all writers, is then
+// held as briefly as possible, and no transaction holding it waits for
+// another lock.
 func (s *gormStore) changed(tx *gorm.DB) error {
 	err := tx.Model(&changeModel{}).Where("id = ?", changeRowID).
 		UpdateColumn("version", gorm.Expr("version + 1")).Error
@@ -73,10 +78,15 @@ func (s *gormStore) CreateRegistration(ctx context.Context, reg Registration, ke
 		err := fmt.Errorf("key.RegistrationID %q must equal the non-empty reg.ID", key.RegistrationID)
 		return Registration{}, Key{}, wrap(err, "create registration %q", reg.ID)
 	}
-	now := s.now()
-	k := newJWKModel(key, now)
-	var r registrationModel
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	var (
+		k jwkModel
+		r registrationModel
+	)
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
+		// The key first, which the registration references: both rows
+		// are new, so no other transaction can hold a lock on them.
+		now := s.now()
+		k = newJWKModel(key, now)
 		if err := tx.Create(&k).Error; err != nil {
 			return err
 		}
@@ -145,22 +155,31 @@ func (s *gormStore) Rotate(ctx context.Context, registrationID string, newKey Ke
 		return Rotation{}, wrap(err, "rotate key of registration %q", registrationID)
 	}
 	newKey.RegistrationID = registrationID
-	now := s.now()
-	activates := now.Add(max(opts.PublishAhead, 0))
 	var out Rotation
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
+		out = Rotation{}
+		now := s.now()
+		activates := now.Add(max(opts.PublishAhead, 0))
 		var r registrationModel
 		if err := tx.Clauses(forUpdate).Where("id = ? AND deleted_at IS NULL", registrationID).Take(&r).Error; err != nil {
 			return err
 		}
+		// Then the keys it may change, the current and the pending one.
+		ids := []int64{r.JWKID}
+		if r.PendingJWKID != nil {
+			ids = append(ids, *r.PendingJWKID)
+		}
+		keys, err := lockKeys(tx, ids)
+		if err != nil {
+			return err
+		}
+		prev := keys[r.JWKID]
 		// A pending rotation is either due, and its key is the one being
 		// replaced, or not, and its key is replaced before it ever signed.
 		if r.PendingJWKID != nil {
-			pending, err := keyByID(tx, *r.PendingJWKID)
-			if err != nil {
-				return err
-			}
+			pending := keys[*r.PendingJWKID]
 			if !now.Before(timeOrZero(pending.ActivatesAt)) {
+				prev = pending
 				r.JWKID = pending.ID
 			} else {
 				pending.Active, pending.RetiredAt, pending.UpdatedAt = false, &now, now
@@ -170,10 +189,6 @@ func (s *gormStore) Rotate(ctx context.Context, registrationID string, newKey Ke
 				out.Replaced = pending.key()
 			}
 			r.PendingJWKID = nil
-		}
-		prev, err := keyByID(tx, r.JWKID)
-		if err != nil {
-			return err
 		}
 		cur := newJWKModel(newKey, now)
 		cur.ActivatesAt = &activates
@@ -232,14 +247,39 @@ func (s *gormStore) Rotate(ctx context.Context, registrationID string, newKey Ke
 	return out, nil
 }
 
-// keyByID loads the key row with id, which a registration references.
+// lockKeys locks the key rows with ids, which registrations reference, in
+// id order, and returns them by id.
+func lockKeys(tx *gorm.DB, ids []int64) (map[int64]jwkModel, error) {
+	var rows []jwkModel
+	if err := tx.Clauses(forUpdate).Where("id IN ?", ids).Order("id").Find(&rows).Error; err != nil {
+		return nil, err
+	}
+	keys := make(map[int64]jwkModel, len(rows))
+	for _, m := range rows {
+		keys[m.ID] = m
+	}
+	for _, id := range ids {
+		if _, ok := keys[id]; !ok {
+			return nil, missingKey(id)
+		}
+	}
+	return keys, nil
+}
+
+// missingKey is the error for a key row that a registration references
+// but that does not exist. Registrations only reference existing keys; it
+// is not the caller's ErrNotFound.
+func missingKey(id int64) error {
+	return fmt.Errorf("referenced key (id %d) is missing", id)
+}
+
+// keyByID loads the key row with id, which a registration references,
+// without locking it.
 func keyByID(tx *gorm.DB, id int64) (jwkModel, error) {
 	var m jwkModel
 	err := tx.Where("id = ?", id).Take(&m).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		// Registrations only reference existing keys; not the caller's
-		// ErrNotFound.
-		return m, fmt.Errorf("referenced key (id %d) is missing", id)
+		return m, missingKey(id)
 	}
 	return m, err
 }
@@ -256,27 +296,51 @@ func saveSchedule(tx *gorm.DB, m *jwkModel) error {
 }
 
 func (s *gormStore) RetireKey(ctx context.Context, kid string) (Key, error) {
-	var m jwkModel
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Clauses(forUpdate).Where("kid = ?", kid).Take(&m).Error; err != nil {
+	var out jwkModel
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
+		var m jwkModel
+		if err := tx.Where("kid = ?", kid).Take(&m).Error; err != nil {
 			return err
 		}
-		if !m.Active {
-			return nil
+		if out = m; !m.Active {
+			return nil // a retired key is never active again
 		}
-		now := s.now()
-		var users []registrationModel
-		err := tx.Clauses(forUpdate).Where("deleted_at IS NULL AND (jwk_id = ? OR pending_jwk_id = ?)", m.ID, m.ID).
-			Find(&users).Error
+		// Registrations before keys: find the registrations that use the
+		// key without locking anything, lock them, and only then the key.
+		// Nothing can start using a key after the transaction that
+		// inserted it, so no user can be missing from this list; those
+		// that stopped using it meanwhile are dropped as they are locked.
+		var ids []string
+		err := tx.Model(&registrationModel{}).
+			Where("deleted_at IS NULL AND (jwk_id = ? OR pending_jwk_id = ?)", m.ID, m.ID).
+			Order("id").Pluck("id", &ids).Error
 		if err != nil {
 			return err
 		}
+		var users []registrationModel
+		if len(ids) > 0 {
+			err := tx.Clauses(forUpdate).
+				Where("id IN ? AND deleted_at IS NULL AND (jwk_id = ? OR pending_jwk_id = ?)", ids, m.ID, m.ID).
+				Order("id").Find(&users).Error
+			if err != nil {
+				return err
+			}
+		}
+		if err := tx.Clauses(forUpdate).Where("id = ?", m.ID).Take(&m).Error; err != nil {
+			return err
+		}
+		if out = m; !m.Active {
+			return nil // retired by a transaction that committed meanwhile
+		}
+		now := s.now()
 		for _, r := range users {
 			if r.PendingJWKID == nil || *r.PendingJWKID == m.ID {
 				return ErrKeyInUse
 			}
 			// The key is current only until the pending key activates: if
 			// that has passed, record it, and the key is free to retire.
+			// The pending key's activation never changes, and only a
+			// holder of the registration's lock can replace it.
 			pending, err := keyByID(tx, *r.PendingJWKID)
 			if err != nil {
 				return err
@@ -292,12 +356,13 @@ func (s *gormStore) RetireKey(ctx context.Context, kid string) (Key, error) {
 		if err := saveSchedule(tx, &m); err != nil {
 			return err
 		}
+		out = m
 		return s.changed(tx)
 	})
 	if err != nil {
 		return Key{}, wrap(err, "retire key %q", kid)
 	}
-	return m.key(), nil
+	return out.key(), nil
 }
 
 // promote points registration id at its pending key pendingID, if that is
@@ -325,16 +390,21 @@ func (s *gormStore) ApplyTransitions(ctx context.Context) (int, error) {
 	}
 	applied := 0
 	for _, d := range due {
-		err := db.Transaction(func(tx *gorm.DB) error {
-			ok, err := promote(tx, d.ID, d.PendingJWKID, now)
-			if err != nil || !ok {
+		// The registration's row, then (the foreign key's check) the
+		// pending key's, then the counter.
+		var ok bool
+		err := s.transaction(ctx, func(tx *gorm.DB) error {
+			var err error
+			if ok, err = promote(tx, d.ID, d.PendingJWKID, now); err != nil || !ok {
 				return err
 			}
-			applied++
 			return s.changed(tx)
 		})
 		if err != nil {
 			return applied, wrap(err, "activate pending key of registration %q", d.ID)
+		}
+		if ok {
+			applied++
 		}
 	}
 
@@ -344,21 +414,29 @@ func (s *gormStore) ApplyTransitions(ctx context.Context) (int, error) {
 		return applied, wrap(err, "find due retirements")
 	}
 	for _, id := range retire {
-		err := db.Transaction(func(tx *gorm.DB) error {
+		var ok bool
+		err := s.transaction(ctx, func(tx *gorm.DB) error {
 			// Never a key some registration signs with or will: that would
-			// take a promotion first, which the next call applies.
+			// take a promotion first, which the next call applies. The
+			// subquery locks no registration, and needs not: a key that no
+			// registration uses is never used again (keys gain users only
+			// in the transaction that inserts them), so what it reads
+			// stays true until this commits. The key's row is the only
+			// lock before the counter's.
 			res := tx.Model(&jwkModel{}).
 				Where("id = ? AND active = ? AND retire_at <= ?", id, true, now).
 				Where("NOT EXISTS (SELECT 1 FROM platform_registrations r WHERE r.deleted_at IS NULL AND (r.jwk_id = lti_jwks.id OR r.pending_jwk_id = lti_jwks.id))").
 				Updates(map[string]any{"active": false, "retired_at": gorm.Expr("retire_at"), "updated_at": now})
-			if res.Error != nil || res.RowsAffected != 1 {
+			if ok = res.Error == nil && res.RowsAffected == 1; !ok {
 				return res.Error
 			}
-			applied++
 			return s.changed(tx)
 		})
 		if err != nil {
 			return applied, wrap(err, "retire key (id %d)", id)
+		}
+		if ok {
+			applied++
 		}
 	}
 	return applied, nil
@@ -388,7 +466,8 @@ func (s *gormStore) UpdateRegistration(ctx context.Context, id string, update fu
 		updateErr error
 		out       Registration
 	)
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
+		updateErr, out = nil, Registration{}
 		var m registrationModel
 		if err := tx.Clauses(forUpdate).Where("id = ? AND deleted_at IS NULL", id).Take(&m).Error; err != nil {
 			return err
@@ -427,28 +506,39 @@ func (s *gormStore) UpdateRegistration(ctx context.Context, id string, update fu
 
 func (s *gormStore) DeleteRegistration(ctx context.Context, id string) ([]Key, error) {
 	var rows []jwkModel
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
+		rows = nil
 		var r registrationModel
 		if err := tx.Clauses(forUpdate).Where("id = ?", id).Take(&r).Error; err != nil {
 			return err
 		}
-		if r.DeletedAt == nil {
-			now := s.now()
-			err := tx.Model(&registrationModel{}).Where("id = ?", id).
-				Updates(map[string]any{"deleted_at": now, "pending_jwk_id": nil, "updated_at": now}).Error
-			if err != nil {
-				return err
-			}
-			err = tx.Model(&jwkModel{}).Where("registration_id = ? AND active = ?", id, true).
+		if r.DeletedAt != nil {
+			return tx.Select(publicColumns).Where("registration_id = ?", id).Order("id DESC").Find(&rows).Error
+		}
+		now := s.now()
+		err := tx.Model(&registrationModel{}).Where("id = ?", id).
+			Updates(map[string]any{"deleted_at": now, "pending_jwk_id": nil, "updated_at": now}).Error
+		if err != nil {
+			return err
+		}
+		// Its active keys, locked in id order before they are updated.
+		var active []int64
+		err = tx.Model(&jwkModel{}).Clauses(forUpdate).Where("registration_id = ? AND active = ?", id, true).
+			Order("id").Pluck("id", &active).Error
+		if err != nil {
+			return err
+		}
+		if len(active) > 0 {
+			err = tx.Model(&jwkModel{}).Where("id IN ?", active).
 				Updates(map[string]any{"active": false, "retired_at": now, "updated_at": now}).Error
 			if err != nil {
 				return err
 			}
-			if err := s.changed(tx); err != nil {
-				return err
-			}
 		}
-		return tx.Select(publicColumns).Where("registration_id = ?", id).Order("id DESC").Find(&rows).Error
+		if err := tx.Select(publicColumns).Where("registration_id = ?", id).Order("id DESC").Find(&rows).Error; err != nil {
+			return err
+		}
+		return s.changed(tx)
 	})
 	if err != nil {
 		return nil, wrap(err, "delete registration %q", id)
@@ -511,7 +601,8 @@ func (s *gormStore) KeyIDs(ctx context.Context) ([]string, error) {
 
 func (s *gormStore) UpdatePrivateKey(ctx context.Context, kid string, update func(sealed []byte) (next []byte, changed bool, err error)) error {
 	var updateErr error
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
+		updateErr = nil
 		var m jwkModel
 		if err := tx.Clauses(forUpdate).Where("kid = ?", kid).Take(&m).Error; err != nil {
 			return err

@@ -193,7 +193,10 @@ type KeyQuery struct {
 
 // Store is the persistence contract of ltikeys. Every method is safe for
 // concurrent use, and every method that writes does so in one transaction:
-// on error nothing it was asked to write remains.
+// on error nothing it was asked to write remains. A transaction that
+// conflicts with concurrent ones (in this process or another sharing the
+// database) is retried a few times by the store; if it keeps conflicting,
+// the method fails with an error wrapping ErrConflict.
 type Store interface {
 	// CreateRegistration inserts key and reg, with reg pointing at key, in one
 	// transaction. reg.ID and key.RegistrationID must be set by the caller and
@@ -263,6 +266,10 @@ type Store interface {
 	// returns, in one transaction holding a lock on the row; other fields
 	// of that value are ignored. An error from update aborts and is
 	// returned as is. Returns ErrNotFound for an unknown or deleted id.
+	// update may be called more than once, each time in a new transaction
+	// on the registration as it then is, if an earlier one conflicted: it
+	// must be safe to call again, and only what the last call returns is
+	// written.
 	UpdateRegistration(ctx context.Context, id string, update func(Registration) (Registration, error)) (Registration, error)
 
 	// DeleteRegistration marks a registration deleted, freeing its
@@ -289,7 +296,10 @@ type Store interface {
 	// concurrent updates of one key serialize and each sees the other's
 	// result. If update returns changed=false nothing is written. Returns
 	// ErrNotFound for an unknown kid; an error from update aborts the
-	// transaction and is returned as is.
+	// transaction and is returned as is. update may be called more than
+	// once, each time in a new transaction on the bytes as they then are,
+	// if an earlier one conflicted: it must be safe to call again, and
+	// only what the last call returns is written.
 	UpdatePrivateKey(ctx context.Context, kid string, update func(sealed []byte) (next []byte, changed bool, err error)) error
 
 	// Version returns the change counter: a number that every committed
