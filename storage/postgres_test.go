@@ -20,3 +20,12 @@ func TestPostgresLifecycle(t *testing.T) {
 		return openStore(t, storagetest.PostgresURL(t), storage.WithClock(now))
 	})
 }
+
+func TestPostgresSharedDatabase(t *testing.T) {
+	conformance.RunSharedDatabaseTests(t, func(t *testing.T) conformance.Opener {
+		url := storagetest.PostgresURL(t)
+		return func(t *testing.T, now func() time.Time) storage.Store {
+			return openStore(t, url, storage.WithClock(now))
+		}
+	})
+}

@@ -30,6 +30,15 @@ func TestSQLiteLifecycle(t *testing.T) {
 	})
 }
 
+func TestSQLiteSharedDatabase(t *testing.T) {
+	conformance.RunSharedDatabaseTests(t, func(t *testing.T) conformance.Opener {
+		url := storagetest.SQLiteURL(t)
+		return func(t *testing.T, now func() time.Time) storage.Store {
+			return openStore(t, url, storage.WithClock(now))
+		}
+	})
+}
+
 // The database files in testdata/sqlite-v1 were written by ltikeys before
 // the embedded database moved from github.com/glebarez/sqlite (SQLite
 // 3.40.1) to github.com/libtnb/sqlite on modernc.org/sqlite: empty.db by a

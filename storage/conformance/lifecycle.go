@@ -25,6 +25,13 @@ func (c *Clock) Now() time.Time {
 	return c.now
 }
 
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d).Truncate(time.Microsecond)
+}
+
 // Set moves the clock to t.
 func (c *Clock) Set(t time.Time) {
 	c.mu.Lock()
