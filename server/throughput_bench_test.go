@@ -3,10 +3,13 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/ltikeys/ltikeys/crypto"
 	"github.com/ltikeys/ltikeys/server"
@@ -42,7 +45,7 @@ func BenchmarkCreateRegistrationSustained(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer store.Close()
-				if err := storagetest.InsertSyntheticRegistrations(ctx, store, existing); err != nil {
+				if err := insertSyntheticRegistrations(ctx, store, existing); err != nil {
 					b.Fatal(err)
 				}
 				jwks := server.NewJWKSCache(store)
@@ -123,3 +126,24 @@ func (s *sustained) measure(workers int, d time.Duration, op func() error) error
 }
 
 func (s sustained) rate() float64 { return float64(s.ops) / s.elapsed.Seconds() }
+
+// insertSyntheticRegistrations creates n registrations through store, each
+// publishing one synthetic key (storagetest.SyntheticPublicJWK) whose
+// private half is a placeholder no keyring opens: enough to time writes
+// against a large key set, not to sign.
+func insertSyntheticRegistrations(ctx context.Context, store storage.Store, n int) error {
+	for i := range n {
+		id := uuid.NewString()
+		kid := "synthetic-" + strconv.Itoa(i) + "-" + id
+		reg := storage.Registration{
+			ID: id, Issuer: "https://synthetic.example/" + id, ClientID: "client",
+			AuthEndpoint: "https://synthetic.example/auth", JWKSURI: "https://synthetic.example/jwks",
+			TokenEndpoint: "https://synthetic.example/token",
+		}
+		key := storage.Key{KID: kid, Alg: "RS256", RegistrationID: id, PublicJWK: storagetest.SyntheticPublicJWK(kid), PrivateJWK: []byte{0}}
+		if _, _, err := store.CreateRegistration(ctx, reg, key); err != nil {
+			return err
+		}
+	}
+	return nil
+}

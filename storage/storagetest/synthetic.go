@@ -11,8 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/google/uuid"
-
-	"github.com/ltikeys/ltikeys/storage"
 )
 
 // SyntheticPublicJWK returns an RS256 public JWK with the given kid whose
@@ -26,37 +24,6 @@ func SyntheticPublicJWK(kid string) []byte {
 	mod[255] |= 1
 	return fmt.Appendf(nil, `{"kty":"RSA","n":%q,"e":"AQAB","kid":%q,"alg":"RS256","use":"sig"}`,
 		base64.RawURLEncoding.EncodeToString(mod), kid)
-}
-
-// SyntheticRegistration returns the i-th synthetic registration and its key:
-// a fresh id, a unique issuer, and a key with kid "synthetic-<i>-<id>"
-// whose public half is SyntheticPublicJWK and whose private half is
-// sealed, as given.
-func SyntheticRegistration(i int, sealed []byte) (storage.Registration, storage.Key) {
-	id := uuid.NewString()
-	kid := "synthetic-" + strconv.Itoa(i) + "-" + id
-	reg := storage.Registration{
-		ID: id, Issuer: "https://synthetic.example/" + id, ClientID: "client",
-		AuthEndpoint: "https://synthetic.example/auth", JWKSURI: "https://synthetic.example/jwks",
-		TokenEndpoint: "https://synthetic.example/token",
-	}
-	key := storage.Key{KID: kid, Alg: "RS256", RegistrationID: id, PublicJWK: SyntheticPublicJWK(kid), PrivateJWK: sealed}
-	return reg, key
-}
-
-// InsertSyntheticRegistrations creates n synthetic registrations through
-// store, each publishing one key whose private half is a placeholder that
-// no keyring opens: enough for the JWKS and for timing writes against a
-// large key set, not for signing, nor for a server's start-up keyring
-// check.
-func InsertSyntheticRegistrations(ctx context.Context, store storage.Store, n int) error {
-	for i := range n {
-		reg, key := SyntheticRegistration(i, []byte{0})
-		if _, _, err := store.CreateRegistration(ctx, reg, key); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // BulkInsertSynthetic inserts n synthetic registrations, each with one
@@ -82,12 +49,13 @@ func BulkInsertSynthetic(ctx context.Context, databaseURL string, n int, seal fu
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	rows := make([][]any, n)
 	for i := range n {
-		_, key := SyntheticRegistration(i, nil)
-		sealed, err := seal(key.KID, key.RegistrationID)
+		id := uuid.NewString()
+		kid := "synthetic-" + strconv.Itoa(i) + "-" + id
+		sealed, err := seal(kid, id)
 		if err != nil {
 			return err
 		}
-		rows[i] = []any{key.KID, key.Alg, key.RegistrationID, string(key.PublicJWK), sealed, true, now, now, now}
+		rows[i] = []any{kid, "RS256", id, string(SyntheticPublicJWK(kid)), sealed, true, now, now, now}
 	}
 	_, err = tx.CopyFrom(ctx, pgx.Identifier{"lti_jwks"},
 		[]string{"kid", "alg", "registration_id", "public_jwk", "private_jwk", "active", "created_at", "updated_at", "activates_at"},
