@@ -6,6 +6,10 @@ import "sync/atomic"
 // target in package server_test.
 var ValidateCreateRegistration = validateCreateRegistration
 
+// CheckKeyringBatch is CheckKeyring reading batch keys per query, so a
+// test can span several batches with a few keys.
+var CheckKeyringBatch = checkKeyring
+
 // CountTokenHashes makes a count the presented tokens it hashes from now
 // on, and returns the count. Call it before a serves.
 func CountTokenHashes(a *Authenticator) *atomic.Int64 {

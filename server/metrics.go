@@ -427,6 +427,12 @@ func (s *instrumentedStore) KeyIDs(ctx context.Context) ([]string, error) {
 	return kids, err
 }
 
+func (s *instrumentedStore) PrivateKeys(ctx context.Context, afterSeq int64, limit int) ([]storage.Key, error) {
+	keys, err := s.Store.PrivateKeys(ctx, afterSeq, limit)
+	s.count("private_keys", err)
+	return keys, err
+}
+
 func (s *instrumentedStore) UpdatePrivateKey(ctx context.Context, kid string, update func([]byte) ([]byte, bool, error)) error {
 	err := s.Store.UpdatePrivateKey(ctx, kid, update)
 	s.count("update_private_key", err)

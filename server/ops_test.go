@@ -398,6 +398,9 @@ func (failingStore) ListKeys(context.Context, storage.KeyQuery) ([]storage.Key, 
 }
 func (failingStore) ActiveKeys(context.Context) ([]storage.Key, error) { return nil, errDatabase }
 func (failingStore) KeyIDs(context.Context) ([]string, error)          { return nil, errDatabase }
+func (failingStore) PrivateKeys(context.Context, int64, int) ([]storage.Key, error) {
+	return nil, errDatabase
+}
 func (failingStore) UpdatePrivateKey(context.Context, string, func([]byte) ([]byte, bool, error)) error {
 	return errDatabase
 }

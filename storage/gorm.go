@@ -599,6 +599,17 @@ func (s *gormStore) KeyIDs(ctx context.Context) ([]string, error) {
 	return kids, nil
 }
 
+func (s *gormStore) PrivateKeys(ctx context.Context, afterSeq int64, limit int) ([]Key, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("list private keys: storage: the limit must be positive, got %d", limit)
+	}
+	var rows []jwkModel
+	if err := s.db.WithContext(ctx).Where("id > ?", afterSeq).Order("id").Limit(limit).Find(&rows).Error; err != nil {
+		return nil, wrap(err, "list private keys after %d", afterSeq)
+	}
+	return keysOf(rows), nil
+}
+
 func (s *gormStore) UpdatePrivateKey(ctx context.Context, kid string, update func(sealed []byte) (next []byte, changed bool, err error)) error {
 	var updateErr error
 	err := s.transaction(ctx, func(tx *gorm.DB) error {

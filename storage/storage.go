@@ -291,6 +291,18 @@ type Store interface {
 	// KeyIDs returns the kid of every key, active or not, in a stable order.
 	KeyIDs(ctx context.Context) ([]string, error)
 
+	// PrivateKeys returns a page of keys with every field set, their sealed
+	// private halves included: at most limit keys, active or not (of
+	// deleted registrations too), whose Seq is greater than afterSeq,
+	// ordered by Seq, in one query. Paging from afterSeq 0, each page
+	// after the last Seq of the one before, until a page is shorter than
+	// limit, visits every key committed before the first page once; keys
+	// inserted meanwhile may or may not be visited. It is for whole-store
+	// passes over private keys (checking that they open, re-sealing them),
+	// which would otherwise cost a GetKey per key. A limit that is not
+	// positive is an error.
+	PrivateKeys(ctx context.Context, afterSeq int64, limit int) ([]Key, error)
+
 	// UpdatePrivateKey replaces a key's sealed private JWK with what update
 	// returns, in one transaction holding a lock on the row, so two
 	// concurrent updates of one key serialize and each sees the other's

@@ -37,6 +37,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"RetireKeyNotFound", testRetireKeyNotFound},
 		{"ActiveKeysOrder", testActiveKeysOrder},
 		{"KeyIDs", testKeyIDs},
+		{"PrivateKeys", testPrivateKeys},
 		{"UpdatePrivateKeyChanged", testUpdatePrivateKeyChanged},
 		{"UpdatePrivateKeyUnchanged", testUpdatePrivateKeyUnchanged},
 		{"UpdatePrivateKeyError", testUpdatePrivateKeyError},
