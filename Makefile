@@ -40,8 +40,8 @@ build: ## Build bin/ltikeys (static, no cgo).
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ltikeys ./cmd/ltikeys
 
 .PHONY: run
-run: ## Run the service with the embedded SQLite default.
-	$(GO) run ./cmd/ltikeys serve
+run: ## Run the service with the embedded SQLite default, its HTTP listener as the public URL.
+	$(GO) run ./cmd/ltikeys serve --public-url http://127.0.0.1:8080
 
 .PHONY: test
 test: ## Run every test with the race detector (PostgreSQL tests skip if no server; CI requires it).

@@ -64,6 +64,11 @@ type KeyServiceConfig struct {
 	// signs may expire (see SignJwt and CreateClientAssertion): whole
 	// seconds, DefaultMaxTokenLifetime if zero.
 	MaxTokenLifetime time.Duration
+	// PublicURL is the base URL at which platforms reach the public HTTP
+	// listener, as CheckPublicURL checks it, possibly with a path prefix.
+	// Every Registration a response carries then has tool_jwks_url set to
+	// its JWK Set's URL under it; empty leaves the field empty.
+	PublicURL string
 }
 
 // DefaultMaxPublishedKeys is how many keys one registration may publish
@@ -90,6 +95,7 @@ type KeyService struct {
 	// maxPublished is Rotate's MaxPublished: 0 for no bound.
 	maxPublished     int
 	maxTokenLifetime time.Duration
+	jwksURLs         jwksURLs
 }
 
 // NewKeyService returns a KeyService. It fails on an invalid configuration.
@@ -102,6 +108,10 @@ func NewKeyService(cfg KeyServiceConfig) (*KeyService, error) {
 	}
 	if cfg.MaxTokenLifetime < 0 || cfg.MaxTokenLifetime%time.Second != 0 {
 		return nil, fmt.Errorf("server: the maximum token lifetime must be whole seconds, at least 1s, got %s", cfg.MaxTokenLifetime)
+	}
+	urls, err := parsePublicURL(cfg.PublicURL)
+	if err != nil {
+		return nil, fmt.Errorf("server: public URL: %w", err)
 	}
 	log := cfg.Log
 	if log == nil {
@@ -125,6 +135,7 @@ func NewKeyService(cfg KeyServiceConfig) (*KeyService, error) {
 		metrics:          cfg.Metrics,
 		maxPublished:     max(cmp.Or(cfg.MaxPublishedKeys, DefaultMaxPublishedKeys), 0),
 		maxTokenLifetime: cmp.Or(cfg.MaxTokenLifetime, DefaultMaxTokenLifetime),
+		jwksURLs:         urls,
 	}, nil
 }
 
@@ -161,7 +172,7 @@ func (s *KeyService) CreateRegistration(ctx context.Context, req *ltikeysv1.Crea
 	s.keysChanged(ctx)
 	s.log.InfoContext(ctx, "registration created", "registration_id", reg.ID, "kid", key.KID)
 	return &ltikeysv1.CreateRegistrationResponse{
-		Registration: registrationProto(reg, s.now()),
+		Registration: s.registrationProto(reg, s.now()),
 		Key:          keyProto(key, s.now()),
 	}, nil
 }
@@ -176,7 +187,7 @@ func (s *KeyService) GetToolKey(ctx context.Context, req *ltikeysv1.GetToolKeyRe
 		return nil, err
 	}
 	return &ltikeysv1.GetToolKeyResponse{
-		Registration: registrationProto(sk.reg, s.now()),
+		Registration: s.registrationProto(sk.reg, s.now()),
 		Kid:          sk.kid,
 		PrivateJwk:   sk.privateJWK,
 	}, nil
@@ -338,7 +349,7 @@ func (s *KeyService) RotateKey(ctx context.Context, req *ltikeysv1.RotateKeyRequ
 		"replaced_pending_kid", r.Replaced.KID)
 	now := s.now()
 	resp := &ltikeysv1.RotateKeyResponse{
-		Registration: registrationProto(r.Registration, now),
+		Registration: s.registrationProto(r.Registration, now),
 		NewKey:       keyProto(r.New, now),
 		PreviousKey:  keyProto(r.Previous, now),
 	}
@@ -475,8 +486,9 @@ func (s *KeyService) keysChanged(ctx context.Context) {
 	}
 }
 
-// registrationProto renders r as of now: kid is the key signing at now.
-func registrationProto(r storage.Registration, now time.Time) *ltikeysv1.Registration {
+// registrationProto renders r as of now: kid is the key signing at now,
+// and tool_jwks_url its JWK Set's URL under the public URL, if any.
+func (s *KeyService) registrationProto(r storage.Registration, now time.Time) *ltikeysv1.Registration {
 	p := &ltikeysv1.Registration{
 		Id:            r.ID,
 		Issuer:        r.Issuer,
@@ -487,6 +499,7 @@ func registrationProto(r storage.Registration, now time.Time) *ltikeysv1.Registr
 		Kid:           r.SigningKID(now),
 		CreateTime:    timestamppb.New(r.CreatedAt),
 		UpdateTime:    timestamppb.New(r.UpdatedAt),
+		ToolJwksUrl:   s.jwksURLs.registration(r.ID),
 	}
 	if r.PendingKID != "" && now.Before(r.PendingActivatesAt) {
 		p.PendingKid = r.PendingKID

@@ -27,7 +27,7 @@ func (s *KeyService) GetRegistration(ctx context.Context, req *ltikeysv1.GetRegi
 	if err != nil {
 		return nil, s.registrationError(ctx, "GetRegistration", err, req.GetId())
 	}
-	return &ltikeysv1.GetRegistrationResponse{Registration: registrationProto(reg, s.now())}, nil
+	return &ltikeysv1.GetRegistrationResponse{Registration: s.registrationProto(reg, s.now())}, nil
 }
 
 // ListRegistrations implements ltikeysv1.KeyServiceServer.
@@ -52,7 +52,7 @@ func (s *KeyService) ListRegistrations(ctx context.Context, req *ltikeysv1.ListR
 	}
 	now := s.now()
 	for _, r := range regs {
-		resp.Registrations = append(resp.Registrations, registrationProto(r, now))
+		resp.Registrations = append(resp.Registrations, s.registrationProto(r, now))
 	}
 	return resp, nil
 }
@@ -108,7 +108,7 @@ func (s *KeyService) UpdateRegistration(ctx context.Context, req *ltikeysv1.Upda
 	}
 	s.keysChanged(ctx)
 	s.log.InfoContext(ctx, "registration updated", "registration_id", id, "fields", paths)
-	return &ltikeysv1.UpdateRegistrationResponse{Registration: registrationProto(reg, s.now())}, nil
+	return &ltikeysv1.UpdateRegistrationResponse{Registration: s.registrationProto(reg, s.now())}, nil
 }
 
 // DeleteRegistration implements ltikeysv1.KeyServiceServer.

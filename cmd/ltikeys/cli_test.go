@@ -331,6 +331,13 @@ func TestCLIRegistrationsAndKeys(t *testing.T) {
 	}
 	if out := mustCLI(t, dir, nil, cli("registration", "get", "--registration-id", regID)...).stdout; !strings.Contains(out, "CURRENT KID") || !strings.Contains(out, "tool-a") {
 		t.Errorf("get table:\n%s", out)
+	} else if !strings.Contains(out, "TOOL JWKS URL") || !strings.Contains(out, "without --public-url") {
+		t.Errorf("get table without serve --public-url does not say why TOOL JWKS URL is unknown:\n%s", out)
+	}
+	// Without --public-url the server cannot say where platforms fetch the
+	// registration's key set.
+	if u := got.GetRegistration().GetToolJwksUrl(); u != "" {
+		t.Errorf("get without serve --public-url: tool_jwks_url = %q, want empty", u)
 	}
 
 	// list: a page of two with a token, the token's page, then --all.

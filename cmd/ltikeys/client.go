@@ -387,7 +387,17 @@ func (o *clientOptions) printTable(w io.Writer, msg proto.Message, header []stri
 	return nil
 }
 
+// noToolJWKSURL stands in a table for the tool_jwks_url of a server that
+// has no --public-url.
+const noToolJWKSURL = "(unknown: the server runs without --public-url)"
+
+// registrationRows describes a registration: the platform's endpoints,
+// then the tool's key set URL to give the platform, then its keys.
 func registrationRows(r *ltikeysv1.Registration) [][2]string {
+	toolJWKS := r.GetToolJwksUrl()
+	if toolJWKS == "" {
+		toolJWKS = noToolJWKSURL
+	}
 	rows := [][2]string{
 		{"REGISTRATION ID", r.GetId()},
 		{"ISSUER", r.GetIssuer()},
@@ -395,6 +405,7 @@ func registrationRows(r *ltikeysv1.Registration) [][2]string {
 		{"AUTH ENDPOINT", r.GetAuthEndpoint()},
 		{"JWKS URI", r.GetJwksUri()},
 		{"TOKEN ENDPOINT", r.GetTokenEndpoint()},
+		{"TOOL JWKS URL", toolJWKS},
 		{"CURRENT KID", r.GetKid()},
 	}
 	if r.GetPendingKid() != "" {

@@ -39,9 +39,13 @@ scope keys.admin). The values come from the platform's LTI 1.3 tool
 registration screen. Endpoints must be absolute https URLs (http only for
 loopback hosts).
 
-It prints the registration's id, which the key commands take, and the kid of
-its signing key. ALREADY_EXISTS means the issuer and client id are
-registered already.
+It prints the registration's id, which the key commands take, the kid of
+its signing key, and its TOOL JWKS URL: the URL of this registration's own
+key set, to enter in the platform as the tool's public keyset (JWK) URL. It
+lists only this registration's keys, where /.well-known/jwks.json lists
+every registration's and grows with each one. The server fills it in only
+when it runs with --public-url. ALREADY_EXISTS means the issuer and client
+id are registered already.
 ` + clientHelp,
 		Example: `  ltikeys registration create \
     --issuer https://canvas.instructure.com \
@@ -74,10 +78,11 @@ func newRegistrationGetCommand(o *clientOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get --registration-id ID",
 		Short: "Show one registration",
-		Long: `get prints a registration: its endpoints, the kid of the key that signs for
-it now and, while a rotation is pending, the pending key and when it takes
-over (GetRegistration; needs scope keys.read). A deleted registration is
-NOT_FOUND.
+		Long: `get prints a registration: its endpoints, the URL of its key set to give
+the platform (TOOL JWKS URL, with serve --public-url), the kid of the key
+that signs for it now and, while a rotation is pending, the pending key and
+when it takes over (GetRegistration; needs scope keys.read). A deleted
+registration is NOT_FOUND.
 ` + clientHelp,
 		Example: `  ltikeys registration get --registration-id 0199b7f0-5a8e-7c4e-9d1a-3f2b6c8d9e01
   ltikeys registration get --registration-id 0199b7f0-5a8e-7c4e-9d1a-3f2b6c8d9e01 -o json`,
@@ -134,12 +139,12 @@ with.
 			if err != nil {
 				return err
 			}
-			header := []string{"REGISTRATION ID", "ISSUER", "CLIENT ID", "CURRENT KID", "PENDING KID", "PENDING ACTIVATES", "CREATED"}
+			header := []string{"REGISTRATION ID", "ISSUER", "CLIENT ID", "CURRENT KID", "PENDING KID", "PENDING ACTIVATES", "CREATED", "TOOL JWKS URL"}
 			return o.printTable(cmd.OutOrStdout(), all, header, func() ([][]string, []string) {
 				var lines [][]string
 				for _, r := range all.GetRegistrations() {
 					lines = append(lines, []string{r.GetId(), r.GetIssuer(), r.GetClientId(), r.GetKid(), r.GetPendingKid(),
-						formatTimestamp(r.GetPendingActivateTime()), formatTimestamp(r.GetCreateTime())})
+						formatTimestamp(r.GetPendingActivateTime()), formatTimestamp(r.GetCreateTime()), r.GetToolJwksUrl()})
 				}
 				return lines, pageFooter(len(lines), "registration(s)", all.GetNextPageToken())
 			})

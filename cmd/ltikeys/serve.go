@@ -30,6 +30,7 @@ type serveOptions struct {
 	limits           limitOptions
 	grpcAddr         string
 	httpAddr         string
+	publicURL        string
 	httpLimits       httpLimits
 	keyBits          int
 	disableExport    bool
@@ -54,12 +55,19 @@ func newServeCommand() *cobra.Command {
 		Short: "Run the gRPC key service and the public JWKS endpoint",
 		Long: `serve runs the gRPC KeyService and JwksService on --grpc-addr and the public
 HTTP listener on --http-addr, which serves GET /.well-known/jwks.json,
-/healthz and /readyz and nothing else. It holds at most
---http-max-connections connections open at once (the metrics listener as
-many again, apart); one more waits unanswered in the kernel's accept queue
-until one of them closes. Idle keep-alive connections are closed after
+/registrations/<id>/jwks.json, /healthz and /readyz and nothing else. It
+holds at most --http-max-connections connections open at once (the metrics
+listener as many again, apart); one more waits unanswered in the kernel's
+accept queue until one of them closes. Idle keep-alive connections are closed after
 --http-idle-timeout, and requests whose headers exceed
 --http-max-header-bytes (and net/http's 4 KiB slack) are answered 431.
+
+Give each platform its registration's own key set,
+/registrations/<id>/jwks.json, rather than /.well-known/jwks.json, which
+lists every registration's keys and grows with every tenant. With
+--public-url, the base URL platforms reach the HTTP listener at (a path
+prefix is kept, for a proxy that routes by path), the API and the CLI
+show that URL for every registration as tool_jwks_url ("TOOL JWKS URL").
 
 Every KeyService call must carry "authorization: Bearer <token>" metadata
 for a token of --token-file or LTIKEYS_TOKENS, or a client certificate
@@ -107,6 +115,7 @@ naming the missing key, if one does not.`,
 	o.limits.register(f)
 	f.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", "public HTTP listen address (JWKS and health)")
 	o.httpLimits.register(f)
+	f.StringVar(&o.publicURL, "public-url", "", "base URL at which platforms reach the public HTTP listener, e.g. https://lti.example.edu or, behind a proxy that routes a path prefix to it, https://example.edu/ltikeys; with it every registration the API returns carries tool_jwks_url, its own JWK Set's URL, to give the platform. An absolute https URL (http only for a loopback host) without query or fragment; empty leaves tool_jwks_url empty")
 	f.IntVar(&o.keyBits, "key-bits", 2048, "RSA modulus size of new keys: 2048, 3072 or 4096")
 	f.BoolVar(&o.disableExport, "disable-key-export", false, "refuse GetToolKey to every caller, so private keys never leave the service; callers sign with SignJwt and CreateClientAssertion")
 	f.DurationVar(&o.jwksRefresh, "jwks-refresh", time.Second, "how often to check the database for changes made by other replicas (one single-row query; the JWKS is rebuilt only after a change); on PostgreSQL changes are also pushed at once by LISTEN/NOTIFY")
@@ -155,6 +164,9 @@ func serve(ctx context.Context, o *serveOptions) error {
 	}
 	if o.maxTokenLife < time.Second || o.maxTokenLife%time.Second != 0 {
 		return fmt.Errorf("--max-token-lifetime: must be whole seconds, at least 1s, got %s", o.maxTokenLife)
+	}
+	if err := server.CheckPublicURL(o.publicURL); err != nil {
+		return fmt.Errorf("--public-url: %w", err)
 	}
 	if err := o.httpLimits.validate(); err != nil {
 		return err
@@ -297,6 +309,7 @@ func serve(ctx context.Context, o *serveOptions) error {
 			DisableKeyExport: o.disableExport,
 			MaxPublishedKeys: offIfNotPositive(o.maxPublishedKeys),
 			MaxTokenLifetime: o.maxTokenLife,
+			PublicURL:        o.publicURL,
 		})
 		if err != nil {
 			return err

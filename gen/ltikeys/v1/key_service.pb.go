@@ -112,8 +112,17 @@ type Registration struct {
 	PendingKid string `protobuf:"bytes,10,opt,name=pending_kid,json=pendingKid,proto3" json:"pending_kid,omitempty"`
 	// When the pending key becomes current; unset without one.
 	PendingActivateTime *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=pending_activate_time,json=pendingActivateTime,proto3" json:"pending_activate_time,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// Output only (ignored in requests): the absolute URL of this
+	// registration's own JWK Set (JwksService.GetRegistrationJwks), to give
+	// the platform as the tool's public keyset URL. Unlike the global
+	// /.well-known/jwks.json, which lists every registration's keys and grows
+	// with every tenant, it lists only this registration's published keys.
+	// It is the server's public base URL (serve --public-url) followed by
+	// /registrations/{id}/jwks.json; empty when the server has no public URL
+	// configured. Not to be confused with jwks_uri, the platform's own keys.
+	ToolJwksUrl   string `protobuf:"bytes,12,opt,name=tool_jwks_url,json=toolJwksUrl,proto3" json:"tool_jwks_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Registration) Reset() {
@@ -221,6 +230,13 @@ func (x *Registration) GetPendingActivateTime() *timestamppb.Timestamp {
 		return x.PendingActivateTime
 	}
 	return nil
+}
+
+func (x *Registration) GetToolJwksUrl() string {
+	if x != nil {
+		return x.ToolJwksUrl
+	}
+	return ""
 }
 
 // Key is the public view of one stored key pair.
@@ -1812,7 +1828,7 @@ var File_ltikeys_v1_key_service_proto protoreflect.FileDescriptor
 const file_ltikeys_v1_key_service_proto_rawDesc = "" +
 	"\n" +
 	"\x1cltikeys/v1/key_service.proto\x12\n" +
-	"ltikeys.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\x03\n" +
+	"ltikeys.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdb\x03\n" +
 	"\fRegistration\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06issuer\x18\x02 \x01(\tR\x06issuer\x12\x1b\n" +
@@ -1828,7 +1844,8 @@ const file_ltikeys_v1_key_service_proto_rawDesc = "" +
 	"\vpending_kid\x18\n" +
 	" \x01(\tR\n" +
 	"pendingKid\x12N\n" +
-	"\x15pending_activate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x13pendingActivateTime\"\xaf\x04\n" +
+	"\x15pending_activate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x13pendingActivateTime\x12\"\n" +
+	"\rtool_jwks_url\x18\f \x01(\tR\vtoolJwksUrl\"\xaf\x04\n" +
 	"\x03Key\x12\x10\n" +
 	"\x03kid\x18\x01 \x01(\tR\x03kid\x12\x10\n" +
 	"\x03alg\x18\x02 \x01(\tR\x03alg\x12\x16\n" +
