@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strings"
@@ -27,7 +28,8 @@ type ConnectionError struct {
 	// that does not parse, an unknown database, failed authentication, a
 	// server certificate that does not verify, a schema newer than this
 	// binary. It is false for what may pass: a refused or timed-out
-	// connection, a server starting up or shutting down.
+	// connection, one lost under a statement, a server starting up or
+	// shutting down.
 	Permanent bool
 
 	cause error
@@ -136,6 +138,10 @@ func connectionError(err error) *ConnectionError {
 		return permanent("the server does not accept TLS, which the connection string's sslmode requires", err)
 	case isConnect:
 		return transient("could not connect", err)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF), errors.Is(err, pgconn.ErrConnClosed), errors.Is(err, net.ErrClosed):
+		// An open connection that the server, or something between, closed
+		// under a statement.
+		return transient("connection lost", err)
 	}
 	return nil
 }

@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // closedPort returns a loopback address where nothing listens.
@@ -57,9 +62,48 @@ func TestOpenErrorsQuoteNoPartOfTheURL(t *testing.T) {
 }
 
 // TestGormLoggerFormatsSafely checks that the ORM's printf-style messages
-// reach the log formatted, with a failure to connect described by its
-// ConnectionError rather than the driver's text.
+// reach the log formatted.
 func TestGormLoggerFormatsSafely(t *testing.T) {
+	var buf bytes.Buffer
+	l := newGormLogger(slog.New(slog.NewTextHandler(&buf, nil)))
+	l.Error(context.Background(), "failed to migrate, got error %v", errors.New("relation exists"))
+	out := buf.String()
+	if strings.Contains(out, "%v") || strings.Contains(out, "BADKEY") {
+		t.Errorf("message not formatted: %s", out)
+	}
+	if !strings.Contains(out, "failed to migrate, got error relation exists") {
+		t.Errorf("message lost: %s", out)
+	}
+}
+
+// TestLostConnectionIsTransient: a connection closed under a statement, in
+// any of the forms the driver reports it, is a transient ConnectionError
+// whose text is not the driver's.
+func TestLostConnectionIsTransient(t *testing.T) {
+	for name, err := range map[string]error{
+		"unexpected EOF": fmt.Errorf("failed to receive message: %w", io.ErrUnexpectedEOF),
+		"EOF":            fmt.Errorf("read: %w", io.EOF),
+		"conn closed":    fmt.Errorf("query: %w", pgconn.ErrConnClosed),
+		"closed socket":  &net.OpError{Op: "write", Net: "tcp", Err: net.ErrClosed},
+	} {
+		got := safe(err)
+		var ce *ConnectionError
+		if !errors.As(got, &ce) || ce.Permanent || !Unavailable(got) {
+			t.Errorf("%s: safe = %v; want a transient ConnectionError", name, got)
+			continue
+		}
+		if got.Error() != "database not reachable: connection lost" {
+			t.Errorf("%s: error text %q", name, got)
+		}
+	}
+	if Unavailable(errors.New("syntax error at or near \"SELEC\"")) {
+		t.Error("a statement's own error is reported unavailable")
+	}
+}
+
+// TestGormLoggerDropsConnectionFailures: the ORM's messages about a failure
+// to connect, which Open returns to its caller, are not logged.
+func TestGormLoggerDropsConnectionFailures(t *testing.T) {
 	var buf bytes.Buffer
 	l := newGormLogger(slog.New(slog.NewTextHandler(&buf, nil)))
 	_, err := Open(t.Context(), "postgres://marker-user@"+closedPort(t)+"/marker-db?sslmode=disable")
@@ -68,14 +112,8 @@ func TestGormLoggerFormatsSafely(t *testing.T) {
 		t.Fatalf("Open: %v, want a ConnectionError", err)
 	}
 	l.Error(context.Background(), "failed to initialize database, got error %v", ce.Unwrap())
-	out := buf.String()
-	if strings.Contains(out, "%v") || strings.Contains(out, "BADKEY") {
-		t.Errorf("message not formatted: %s", out)
-	}
-	if !strings.Contains(out, "got error database not reachable: connection refused") {
-		t.Errorf("error not described by its classification: %s", out)
-	}
-	if strings.Contains(out, "marker") {
-		t.Errorf("log quotes the connection string: %s", out)
+	l.Trace(context.Background(), time.Now().Add(-time.Second), func() (string, int64) { return "SELECT 1", 0 }, ce.Unwrap())
+	if buf.Len() != 0 {
+		t.Errorf("logged a failure to connect:\n%s", buf.String())
 	}
 }

@@ -30,9 +30,12 @@ type options struct {
 
 // WithLogger routes the ORM's own reports to log: failed statements at error
 // level and statements slower than 200ms at warn. Missing rows and duplicate
-// keys, which become ErrNotFound and ErrAlreadyExists, are not logged. SQL is
-// logged with placeholders, never parameter values (they include sealed
-// private keys). Without this option the ORM logs nothing.
+// keys, which become ErrNotFound and ErrAlreadyExists, are not logged, nor
+// is a failure to connect or a lost connection (a ConnectionError): the
+// store returns those to its callers, which report them, so a database
+// outage does not add a line per statement. SQL is logged with
+// placeholders, never parameter values (they include sealed private keys).
+// Without this option the ORM logs nothing.
 func WithLogger(log *slog.Logger) Option {
 	return func(o *options) { o.log = log }
 }
@@ -354,10 +357,10 @@ func newGormLogger(log *slog.Logger) logger.Interface {
 	})}
 }
 
-// quietLogger keeps duplicate-key errors out of the log (they become
-// ErrAlreadyExists, the caller's to report), never logs parameter values,
-// logs a failure to connect as its ConnectionError (the driver's own text
-// quotes the connection's user, database and address), and formats the
+// quietLogger keeps duplicate-key errors and failures to connect out of the
+// log (they become ErrAlreadyExists and ConnectionError, the caller's to
+// report; the driver's text of the latter quotes the connection's user,
+// database and address), never logs parameter values, and formats the
 // ORM's printf-style messages, which its slog adapter would log verbatim.
 type quietLogger struct{ logger.Interface }
 
@@ -366,33 +369,46 @@ func (l quietLogger) LogMode(level logger.LogLevel) logger.Interface {
 }
 
 func (l quietLogger) Info(ctx context.Context, format string, args ...any) {
-	l.Interface.Info(ctx, formatSafe(format, args))
+	if msg, ok := formatSafe(format, args); ok {
+		l.Interface.Info(ctx, msg)
+	}
 }
 
 func (l quietLogger) Warn(ctx context.Context, format string, args ...any) {
-	l.Interface.Warn(ctx, formatSafe(format, args))
+	if msg, ok := formatSafe(format, args); ok {
+		l.Interface.Warn(ctx, msg)
+	}
 }
 
 func (l quietLogger) Error(ctx context.Context, format string, args ...any) {
-	l.Interface.Error(ctx, formatSafe(format, args))
-}
-
-func (l quietLogger) Trace(ctx context.Context, begin time.Time, fc func() (string, int64), err error) {
-	if errors.Is(err, gorm.ErrDuplicatedKey) {
-		err = nil
+	if msg, ok := formatSafe(format, args); ok {
+		l.Interface.Error(ctx, msg)
 	}
-	l.Interface.Trace(ctx, begin, fc, safe(err))
 }
 
-// formatSafe formats a message of the ORM's with every error argument made
-// safe to print.
-func formatSafe(format string, args []any) string {
-	for i, a := range args {
-		if err, ok := a.(error); ok {
-			args[i] = safe(err)
+// Trace logs a statement that failed or was slow, unless it failed to
+// connect or lost its connection: not even as slow, since the time it took
+// was spent waiting for the database to answer.
+func (l quietLogger) Trace(ctx context.Context, begin time.Time, fc func() (string, int64), err error) {
+	switch {
+	case errors.Is(err, gorm.ErrDuplicatedKey):
+		err = nil
+	case connectionError(err) != nil:
+		return
+	}
+	l.Interface.Trace(ctx, begin, fc, err)
+}
+
+// formatSafe formats a message of the ORM's. ok is false, and the message
+// is not to be logged, when an argument is a failure to connect (Open
+// returns it to its caller, who reports it).
+func formatSafe(format string, args []any) (msg string, ok bool) {
+	for _, a := range args {
+		if err, isErr := a.(error); isErr && connectionError(err) != nil {
+			return "", false
 		}
 	}
-	return fmt.Sprintf(format, args...)
+	return fmt.Sprintf(format, args...), true
 }
 
 // ParamsFilter implements gorm's logger.ParamsFilter: statements are logged
