@@ -48,6 +48,8 @@ type JWKSCache struct {
 	// err is the error of the latest refresh, nil after a successful one.
 	mu  sync.RWMutex
 	err error
+	// refreshed is when the latest successful refresh ended.
+	refreshed time.Time
 }
 
 // jwksSnapshot is the key set at one version of the database, as published
@@ -236,6 +238,9 @@ func (c *JWKSCache) Refresh(ctx context.Context) error {
 	err := c.refresh(ctx)
 	c.mu.Lock()
 	c.err = err
+	if err == nil {
+		c.refreshed = c.now()
+	}
 	c.mu.Unlock()
 	return err
 }
@@ -584,4 +589,13 @@ func acceptsGzip(values []string) bool {
 		}
 	}
 	return false
+}
+
+// LastRefresh returns when the latest successful Refresh ended, by the
+// cache's clock (see WithCacheClock): the last time the served documents
+// were known to match the database. It is zero before the first one.
+func (c *JWKSCache) LastRefresh() time.Time {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.refreshed
 }
