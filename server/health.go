@@ -10,10 +10,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/status"
 )
 
 // Health is the readiness of a serving process, published in two places
@@ -153,7 +151,9 @@ func (h *Health) notStarted(fullMethod string) bool {
 	return gated(fullMethod) && !h.started.Load()
 }
 
-var errUnavailableStarting = status.Error(codes.Unavailable, "the service is starting: storage is not reachable yet; retry later")
+// errUnavailableStarting answers the calls that arrive before start-up has
+// finished.
+var errUnavailableStarting = unavailableError("the service is starting: storage is not reachable yet; retry later")
 
 // UnaryGate answers ltikeys calls with UNAVAILABLE until MarkStarted.
 func (h *Health) UnaryGate() grpc.UnaryServerInterceptor {

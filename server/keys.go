@@ -41,9 +41,10 @@ type KeyServiceConfig struct {
 	// the service, and callers sign through SignJwt and
 	// CreateClientAssertion.
 	DisableKeyExport bool
-	// Now is the clock of signed tokens' iat and exp and of every key
-	// lifecycle decision (which key signs, which state a key is in);
-	// time.Now if nil. The store's clock should agree with it.
+	// Now is the clock of signed tokens' iat and exp, of every key
+	// lifecycle decision (which key signs, which state a key is in) and of
+	// the outage log; time.Now if nil. The store's clock and the JWKS
+	// cache's (WithCacheClock) should agree with it.
 	Now func() time.Time
 	// KeyPool, if set, supplies pre-generated keys of KeyBits; without one,
 	// or when it is empty, keys are generated per request.
@@ -69,6 +70,10 @@ type KeyServiceConfig struct {
 	// Every Registration a response carries then has tool_jwks_url set to
 	// its JWK Set's URL under it; empty leaves the field empty.
 	PublicURL string
+	// OutageLogInterval is how often, at most, the service logs the count
+	// of calls that failed UNAVAILABLE because the database was away (see
+	// storeError): DefaultOutageLogInterval if zero.
+	OutageLogInterval time.Duration
 }
 
 // DefaultMaxPublishedKeys is how many keys one registration may publish
@@ -96,6 +101,7 @@ type KeyService struct {
 	maxPublished     int
 	maxTokenLifetime time.Duration
 	jwksURLs         jwksURLs
+	outage           *outageLog
 }
 
 // NewKeyService returns a KeyService. It fails on an invalid configuration.
@@ -112,6 +118,9 @@ func NewKeyService(cfg KeyServiceConfig) (*KeyService, error) {
 	urls, err := parsePublicURL(cfg.PublicURL)
 	if err != nil {
 		return nil, fmt.Errorf("server: public URL: %w", err)
+	}
+	if cfg.OutageLogInterval < 0 {
+		return nil, fmt.Errorf("server: the outage log interval must not be negative, got %s", cfg.OutageLogInterval)
 	}
 	log := cfg.Log
 	if log == nil {
@@ -136,6 +145,7 @@ func NewKeyService(cfg KeyServiceConfig) (*KeyService, error) {
 		maxPublished:     max(cmp.Or(cfg.MaxPublishedKeys, DefaultMaxPublishedKeys), 0),
 		maxTokenLifetime: cmp.Or(cfg.MaxTokenLifetime, DefaultMaxTokenLifetime),
 		jwksURLs:         urls,
+		outage:           &outageLog{log: log, now: now, interval: cmp.Or(cfg.OutageLogInterval, DefaultOutageLogInterval)},
 	}, nil
 }
 
@@ -147,7 +157,7 @@ func (s *KeyService) CreateRegistration(ctx context.Context, req *ltikeysv1.Crea
 
 	id, err := uuid.NewV7()
 	if err != nil {
-		return nil, storeError(ctx, s.log, "CreateRegistration", err)
+		return nil, s.storeError(ctx, "CreateRegistration", err)
 	}
 	reg := storage.Registration{
 		ID:            id.String(),
@@ -160,14 +170,14 @@ func (s *KeyService) CreateRegistration(ctx context.Context, req *ltikeysv1.Crea
 	// Generate outside any transaction: it takes far longer than the insert.
 	key, err := s.newKey(reg.ID)
 	if err != nil {
-		return nil, storeError(ctx, s.log, "CreateRegistration", err)
+		return nil, s.storeError(ctx, "CreateRegistration", err)
 	}
 	reg, key, err = s.store.CreateRegistration(ctx, reg, key)
 	switch {
 	case errors.Is(err, storage.ErrAlreadyExists):
 		return nil, status.Errorf(codes.AlreadyExists, "a registration for issuer %q and client_id %q already exists", req.GetIssuer(), req.GetClientId())
 	case err != nil:
-		return nil, storeError(ctx, s.log, "CreateRegistration", err)
+		return nil, s.storeError(ctx, "CreateRegistration", err)
 	}
 	s.keysChanged(ctx)
 	s.log.InfoContext(ctx, "registration created", "registration_id", reg.ID, "kid", key.KID)
@@ -277,9 +287,9 @@ const openKeyOp = "open_key"
 func (s *KeyService) openKey(ctx context.Context, method string, reg storage.Registration) (*signingKey, error) {
 	key, err := s.store.GetKey(ctx, reg.KID)
 	if err != nil {
-		// The registration references the row; any error here is a fault,
-		// not a client mistake.
-		return nil, storeError(ctx, s.log, method, err)
+		// The registration references the row; any error here is a fault
+		// or the database unavailable, not a client mistake.
+		return nil, s.storeError(ctx, method, err)
 	}
 	if key.RegistrationID != reg.ID {
 		return nil, s.keyError(ctx, method, fmt.Errorf("key %s belongs to registration %s, not to registration %s, which references it", key.KID, key.RegistrationID, reg.ID),
@@ -302,7 +312,7 @@ func (s *KeyService) openKey(ctx context.Context, method string, reg storage.Reg
 // owner and kid, and answered INTERNAL.
 func (s *KeyService) keyError(ctx context.Context, method string, err error, id string, key storage.Key) error {
 	s.metrics.StorageError(openKeyOp)
-	return storeError(ctx, s.log, method, err,
+	return s.storeError(ctx, method, err,
 		"registration_id", id, "key_registration_id", key.RegistrationID, "kid", key.KID)
 }
 
@@ -331,7 +341,7 @@ func (s *KeyService) RotateKey(ctx context.Context, req *ltikeysv1.RotateKeyRequ
 	}
 	key, err := s.newKey(req.GetRegistrationId())
 	if err != nil {
-		return nil, storeError(ctx, s.log, "RotateKey", err)
+		return nil, s.storeError(ctx, "RotateKey", err)
 	}
 	opts.MaxPublished = s.maxPublished
 	r, err := s.store.Rotate(ctx, req.GetRegistrationId(), key, opts)
@@ -396,7 +406,7 @@ func (s *KeyService) RetireKey(ctx context.Context, req *ltikeysv1.RetireKeyRequ
 	case errors.Is(err, storage.ErrKeyInUse):
 		return nil, status.Errorf(codes.FailedPrecondition, "key %q is a registration's current or pending signing key: rotate the registration first", req.GetKid())
 	case err != nil:
-		return nil, storeError(ctx, s.log, "RetireKey", err)
+		return nil, s.storeError(ctx, "RetireKey", err)
 	}
 	s.keysChanged(ctx)
 	s.log.InfoContext(ctx, "key retired", "registration_id", key.RegistrationID, "kid", key.KID)
@@ -412,7 +422,7 @@ func (s *KeyService) lookup(ctx context.Context, method, id string, ic *ltikeysv
 			return reg, status.Errorf(codes.NotFound, "no registration for issuer %q and client_id %q", ic.GetIssuer(), ic.GetClientId())
 		}
 		if err != nil {
-			return reg, storeError(ctx, s.log, method, err)
+			return reg, s.storeError(ctx, method, err)
 		}
 		return reg, nil
 	}
@@ -444,7 +454,7 @@ func (s *KeyService) registrationError(ctx context.Context, method string, err e
 	if errors.Is(err, storage.ErrNotFound) {
 		return status.Errorf(codes.NotFound, "registration %q not found", id)
 	}
-	return storeError(ctx, s.log, method, err)
+	return s.storeError(ctx, method, err)
 }
 
 // newKey takes a key pair from the pool, or generates one, for a

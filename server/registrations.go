@@ -43,7 +43,7 @@ func (s *KeyService) ListRegistrations(ctx context.Context, req *ltikeysv1.ListR
 	}
 	regs, err := s.store.ListRegistrations(ctx, storage.RegistrationQuery{Issuer: req.GetIssuer(), AfterID: after, Limit: size + 1})
 	if err != nil {
-		return nil, storeError(ctx, s.log, "ListRegistrations", err)
+		return nil, s.storeError(ctx, "ListRegistrations", err)
 	}
 	resp := &ltikeysv1.ListRegistrationsResponse{}
 	if len(regs) > size {
@@ -168,7 +168,7 @@ func (s *KeyService) ListKeys(ctx context.Context, req *ltikeysv1.ListKeysReques
 		RegistrationID: req.GetRegistrationId(), State: state, Now: now, AfterSeq: after, Limit: size + 1,
 	})
 	if err != nil {
-		return nil, storeError(ctx, s.log, "ListKeys", err)
+		return nil, s.storeError(ctx, "ListKeys", err)
 	}
 	resp := &ltikeysv1.ListKeysResponse{}
 	if len(keys) > size {

@@ -104,7 +104,7 @@ func (s *KeyService) SignJwt(ctx context.Context, req *ltikeysv1.SignJwtRequest)
 	}
 	token, err := sk.sign(appendDates(set.Compact, added))
 	if err != nil {
-		return nil, storeError(ctx, s.log, "SignJwt", err)
+		return nil, s.storeError(ctx, "SignJwt", err)
 	}
 	return &ltikeysv1.SignJwtResponse{Jwt: token, Kid: sk.kid}, nil
 }
@@ -153,7 +153,7 @@ func (s *KeyService) CreateClientAssertion(ctx context.Context, req *ltikeysv1.C
 	}
 	jti := make([]byte, 16)
 	if _, err := rand.Read(jti); err != nil {
-		return nil, storeError(ctx, s.log, "CreateClientAssertion", fmt.Errorf("jti: %w", err))
+		return nil, s.storeError(ctx, "CreateClientAssertion", fmt.Errorf("jti: %w", err))
 	}
 	iat := s.now().Truncate(time.Second)
 	exp := iat.Add(lifetime)
@@ -166,11 +166,11 @@ func (s *KeyService) CreateClientAssertion(ctx context.Context, req *ltikeysv1.C
 		Jti: base64.RawURLEncoding.EncodeToString(jti),
 	})
 	if err != nil {
-		return nil, storeError(ctx, s.log, "CreateClientAssertion", fmt.Errorf("marshal claims: %w", err))
+		return nil, s.storeError(ctx, "CreateClientAssertion", fmt.Errorf("marshal claims: %w", err))
 	}
 	token, err := sk.sign(payload)
 	if err != nil {
-		return nil, storeError(ctx, s.log, "CreateClientAssertion", err)
+		return nil, s.storeError(ctx, "CreateClientAssertion", err)
 	}
 	return &ltikeysv1.CreateClientAssertionResponse{
 		ClientAssertion: token,
