@@ -7,9 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -17,8 +15,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -41,8 +41,8 @@ type replica struct {
 }
 
 // startReplica starts a server on databaseURL. With refresh > 0 it runs
-// JWKSCache.Run at that interval (and, on PostgreSQL, on notifications)
-// until the test ends.
+// JWKSCache.Run at that interval (and, on PostgreSQL, on notifications),
+// and Health.Run at the same interval, until the test ends.
 func startReplica(t *testing.T, databaseURL string, refresh time.Duration) *replica {
 	t.Helper()
 	var statements atomic.Int64
@@ -55,6 +55,7 @@ func startReplica(t *testing.T, databaseURL string, refresh time.Duration) *repl
 		ctx, cancel := context.WithCancel(context.Background())
 		var running sync.WaitGroup
 		running.Go(func() { env.jwks.Run(ctx, refresh, slog.New(slog.DiscardHandler)) })
+		running.Go(func() { env.health.Run(ctx, refresh) })
 		t.Cleanup(func() {
 			cancel()
 			running.Wait()
@@ -385,122 +386,77 @@ func TestReplicasSeeEachOthersChanges(t *testing.T) {
 	}
 }
 
-// tcpProxy forwards connections to target until cut.
-type tcpProxy struct {
-	lis    net.Listener
-	target string
-
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]bool
-}
-
-func newTCPProxy(t *testing.T, target string) *tcpProxy {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &tcpProxy{lis: lis, target: target, conns: map[net.Conn]bool{}}
-	go p.serve()
-	t.Cleanup(func() { lis.Close(); p.setCut(true) })
-	return p
-}
-
-func (p *tcpProxy) serve() {
-	for {
-		c, err := p.lis.Accept()
-		if err != nil {
-			return
-		}
-		go p.forward(c)
-	}
-}
-
-// track records c, unless the proxy is cut.
-func (p *tcpProxy) track(c net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cut {
-		return false
-	}
-	p.conns[c] = true
-	return true
-}
-
-func (p *tcpProxy) forward(client net.Conn) {
-	defer client.Close()
-	if !p.track(client) {
-		return
-	}
-	upstream, err := net.DialTimeout("tcp", p.target, 5*time.Second)
-	if err != nil {
-		return
-	}
-	defer upstream.Close()
-	if !p.track(upstream) {
-		return
-	}
-	done := make(chan struct{}, 2)
-	go func() { io.Copy(upstream, client); done <- struct{}{} }()
-	go func() { io.Copy(client, upstream); done <- struct{}{} }()
-	<-done
-}
-
-// setCut closes every open connection and refuses new ones (true), or lets
-// connections through again (false).
-func (p *tcpProxy) setCut(cut bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = cut
-	if cut {
-		for c := range p.conns {
-			c.Close()
-		}
-		clear(p.conns)
-	}
-}
-
-// TestDatabaseOutage puts a TCP proxy between a server and PostgreSQL and
-// cuts it: the server keeps serving its last JWKS (and reports the degraded
-// state), then catches up on its own once the proxy lets connections
-// through again.
+// TestDatabaseOutage puts a proxy between a server and PostgreSQL and
+// stops it: the server keeps serving its last JWKS, global and per
+// registration, and warm key lookups; calls that need the database fail
+// UNAVAILABLE with a RetryInfo; health reports KeyService NOT_SERVING and
+// JwksService SERVING, and /readyz stays 200. Once the proxy lets
+// connections through again, the server catches up on its own.
 func TestDatabaseOutage(t *testing.T) {
 	direct := storagetest.PostgresURL(t)
-	u, err := url.Parse(direct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := newTCPProxy(t, u.Host)
-	u.Host = proxy.lis.Addr().String()
+	proxy, proxied := storagetest.ProxyURL(t, direct)
 	admin := startReplica(t, direct, 0)
 	created := admin.mustCreate(t, "outage")
 	id, first := created.GetRegistration().GetId(), created.GetKey().GetKid()
+	cold := admin.mustCreate(t, "outage-cold").GetRegistration().GetId()
 
-	r := startReplica(t, u.String(), 100*time.Millisecond)
+	r := startReplica(t, proxied, 100*time.Millisecond)
 	_, before := r.get(t, http.MethodGet, server.JWKSPath)
 	if !kids(t, before)[first] {
 		t.Fatalf("JWKS before the outage lacks %s", first)
 	}
+	regPath := "/registrations/" + id + "/jwks.json"
+	_, regBefore := r.get(t, http.MethodGet, regPath)
 	toolKid(t, r, id) // warm the key cache
+	const keySvc, jwksSvc = "ltikeys.v1.KeyService", "ltikeys.v1.JwksService"
 
-	proxy.setCut(true)
-	eventually(t, 10*time.Second, "/readyz reports the outage", func() string {
-		if resp, body := r.get(t, http.MethodGet, server.ReadyzPath); resp.StatusCode != http.StatusServiceUnavailable || string(body) != "degraded\n" {
-			return "/readyz = " + resp.Status + " " + string(body)
+	proxy.Stop()
+	eventually(t, 10*time.Second, "KeyService health reports the outage", func() string {
+		if got := healthStatus(t, r.testEnv, keySvc); got != healthpb.HealthCheckResponse_NOT_SERVING {
+			return "KeyService is " + got.String()
 		}
 		return ""
 	})
+	if got := healthStatus(t, r.testEnv, jwksSvc); got != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("during the outage JwksService is %v, want SERVING on the last good document", got)
+	}
+	if resp, body := r.get(t, http.MethodGet, server.ReadyzPath); resp.StatusCode != http.StatusOK {
+		t.Errorf("during the outage /readyz = %s %s, want 200", resp.Status, body)
+	}
 	resp, during := r.get(t, http.MethodGet, server.JWKSPath)
 	if resp.StatusCode != http.StatusOK || !bytes.Equal(during, before) {
 		t.Fatalf("during the outage the JWKS is %d with %d bytes; want the last document", resp.StatusCode, len(during))
 	}
+	if resp, body := r.get(t, http.MethodGet, regPath); resp.StatusCode != http.StatusOK || !bytes.Equal(body, regBefore) {
+		t.Errorf("during the outage the registration's JWKS is %d with %d bytes; want the last document", resp.StatusCode, len(body))
+	}
 	if got := toolKid(t, r, id); got != first {
 		t.Errorf("during the outage, warm GetToolKey returned %s, want %s", got, first)
 	}
+	ctx := context.Background()
+	for name, call := range map[string]func() error{
+		"GetRegistration": func() error {
+			_, err := r.keys.GetRegistration(ctx, &ltikeysv1.GetRegistrationRequest{Id: id})
+			return err
+		},
+		"cold GetToolKey": func() error {
+			_, err := r.keys.GetToolKey(ctx, &ltikeysv1.GetToolKeyRequest{Lookup: &ltikeysv1.GetToolKeyRequest_RegistrationId{RegistrationId: cold}})
+			return err
+		},
+		"cold SignJwt": func() error {
+			_, err := r.keys.SignJwt(ctx, &ltikeysv1.SignJwtRequest{Lookup: &ltikeysv1.SignJwtRequest_RegistrationId{RegistrationId: cold}, ClaimsJson: `{"sub":"u"}`})
+			return err
+		},
+		"RotateKey": func() error {
+			_, err := r.keys.RotateKey(ctx, &ltikeysv1.RotateKeyRequest{RegistrationId: id})
+			return err
+		},
+	} {
+		wantUnavailable(t, name, call())
+	}
 
-	proxy.setCut(false)
-	rotated, err := admin.keys.RotateKey(context.Background(), &ltikeysv1.RotateKeyRequest{RegistrationId: id})
+	proxy.Restore()
+	rotated, err := admin.keys.RotateKey(ctx, &ltikeysv1.RotateKeyRequest{RegistrationId: id})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -509,14 +465,41 @@ func TestDatabaseOutage(t *testing.T) {
 		if !servedKids(t, r)[next] {
 			return "the new key is not published"
 		}
-		if resp, body := r.get(t, http.MethodGet, server.ReadyzPath); resp.StatusCode != http.StatusOK {
-			return "/readyz = " + resp.Status + " " + string(body)
+		if got := healthStatus(t, r.testEnv, keySvc); got != healthpb.HealthCheckResponse_SERVING {
+			return "KeyService is " + got.String()
 		}
 		if got := toolKid(t, r, id); got != next {
 			return "GetToolKey returns " + got
 		}
 		return ""
 	})
+}
+
+// healthStatus returns the grpc.health.v1 status of service.
+func healthStatus(t *testing.T, env *testEnv, service string) healthpb.HealthCheckResponse_ServingStatus {
+	t.Helper()
+	resp, err := env.healthClient.Check(context.Background(), &healthpb.HealthCheckRequest{Service: service})
+	if err != nil {
+		t.Fatalf("health check of %q: %v", service, err)
+	}
+	return resp.GetStatus()
+}
+
+// wantUnavailable fails the test unless err is UNAVAILABLE with the
+// database's message and a RetryInfo.
+func wantUnavailable(t *testing.T, name string, err error) {
+	t.Helper()
+	st := status.Convert(err)
+	if st.Code() != codes.Unavailable || st.Message() != server.UnavailableMessage {
+		t.Errorf("%s = %v, want UNAVAILABLE %q", name, err, server.UnavailableMessage)
+		return
+	}
+	for _, d := range st.Details() {
+		if r, ok := d.(*errdetails.RetryInfo); ok && r.GetRetryDelay().AsDuration() > 0 {
+			return
+		}
+	}
+	t.Errorf("%s: UNAVAILABLE without a RetryInfo: %v", name, st.Details())
 }
 
 // TestKeyCacheFollowsChanges checks GetToolKey against a rotation made by

@@ -5,8 +5,15 @@
 // JwksService is public and only ever returns public keys, from an in-memory
 // document rebuilt when keys change. Every request is validated here before
 // it reaches storage; every error leaves through one place (status.go), which
-// turns it into a gRPC status with a message safe to show the caller. No
-// message, log line or error carries private key material.
+// turns it into a gRPC status with a message safe to show the caller:
+// UNAVAILABLE with a retry hint for a database that is away (logged once per
+// outage and counted, not once per call), INTERNAL without detail for a
+// fault. No message, log line or error carries private key material.
+//
+// Health (health.go) reports readiness per service, from state kept in
+// memory and never by querying the database: JwksService stays SERVING on
+// the last good key set through a database outage, up to a staleness
+// bound, while KeyService follows the database.
 //
 // Access control lives in auth.go: an Authenticator's interceptors admit a
 // KeyService call only with a valid bearer token or mapped client

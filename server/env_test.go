@@ -6,9 +6,11 @@ import (
 	"net"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/ltikeys/ltikeys/crypto"
@@ -60,6 +62,11 @@ type testEnv struct {
 	// jwksClient calls JwksService over gRPC, on the same connection.
 	jwksClient ltikeysv1.JwksServiceClient
 	jwks       *server.JWKSCache
+	// health is wired as serve wires it: per service, /readyz following
+	// JwksService. It is evaluated on /readyz and by Run only.
+	health *server.Health
+	// healthClient calls grpc.health.v1 on the same connection.
+	healthClient healthpb.HealthClient
 	// http is the public HTTP listener.
 	http *httptest.Server
 }
@@ -130,10 +137,18 @@ func startEnv(t testing.TB, databaseURL string, o envOptions) (*testEnv, *server
 	}
 	jwksService := server.NewJwksService(jwks, o.jwks...)
 
+	keyName, jwksName := ltikeysv1.KeyService_ServiceDesc.ServiceName, ltikeysv1.JwksService_ServiceDesc.ServiceName
+	health := server.NewHealth(nil, keyName, jwksName)
+	health.MarkStarted(ctx, map[string]func(context.Context) error{
+		keyName:  keys.Ready,
+		jwksName: server.JWKSReady(jwks, server.DefaultJWKSMaxStale, time.Now),
+	})
+
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer()
 	ltikeysv1.RegisterKeyServiceServer(srv, keys)
 	ltikeysv1.RegisterJwksServiceServer(srv, jwksService)
+	health.Register(srv)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
 
@@ -146,7 +161,9 @@ func startEnv(t testing.TB, databaseURL string, o envOptions) (*testEnv, *server
 	}
 	t.Cleanup(func() { conn.Close() })
 
-	handler, err := server.NewHTTPHandler(ctx, jwksService, jwks.Ready)
+	handler, err := server.NewHTTPHandler(ctx, jwksService, func(ctx context.Context) error {
+		return health.ServiceReady(ctx, jwksName)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,13 +171,15 @@ func startEnv(t testing.TB, databaseURL string, o envOptions) (*testEnv, *server
 	t.Cleanup(hs.Close)
 
 	return &testEnv{
-		url:        databaseURL,
-		store:      store,
-		keyring:    keyring,
-		keys:       ltikeysv1.NewKeyServiceClient(conn),
-		jwksClient: ltikeysv1.NewJwksServiceClient(conn),
-		jwks:       jwks,
-		http:       hs,
+		url:          databaseURL,
+		store:        store,
+		keyring:      keyring,
+		keys:         ltikeysv1.NewKeyServiceClient(conn),
+		jwksClient:   ltikeysv1.NewJwksServiceClient(conn),
+		jwks:         jwks,
+		health:       health,
+		healthClient: healthpb.NewHealthClient(conn),
+		http:         hs,
 	}, keys
 }
 

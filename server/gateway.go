@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -32,9 +31,9 @@ const RegistrationJWKSPath = "/registrations/{registration_id}/jwks.json"
 // NewHTTPHandler returns the public HTTP handler: GET (and HEAD) of the JWKS
 // and of each registration's JWKS, through the grpc-gateway calling jwks in
 // process (no network hop), of /healthz, and of /readyz, which answers 200
-// while ready returns nil and 503 otherwise (a nil ready is always ready),
-// saying "degraded" while ready's error wraps ErrStale. Its error is never
-// shown: the listener is public.
+// while ready returns nil and 503 otherwise (a nil ready is always ready).
+// ready must not query the database, as anyone may call /readyz at any
+// rate; its error is never shown: the listener is public.
 //
 // JWKS responses carry the headers JwksService sets (ETag, Cache-Control,
 // Vary, Content-Encoding, Content-Length), and a matching If-None-Match is
@@ -76,14 +75,9 @@ func NewHTTPHandler(ctx context.Context, jwks ltikeysv1.JwksServiceServer, ready
 		writeText(w, http.StatusOK, "ok\n")
 	})
 	health.HandleFunc("GET "+ReadyzPath, func(w http.ResponseWriter, r *http.Request) {
-		if ready != nil {
-			if err := ready(r.Context()); errors.Is(err, ErrStale) {
-				writeText(w, http.StatusServiceUnavailable, "degraded\n")
-				return
-			} else if err != nil {
-				writeText(w, http.StatusServiceUnavailable, "not ready\n")
-				return
-			}
+		if ready != nil && ready(r.Context()) != nil {
+			writeText(w, http.StatusServiceUnavailable, "not ready\n")
+			return
 		}
 		writeText(w, http.StatusOK, "ok\n")
 	})

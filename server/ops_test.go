@@ -204,28 +204,39 @@ type registrar struct{ impl any }
 
 func (r *registrar) RegisterService(_ *grpc.ServiceDesc, impl any) { r.impl = impl }
 
+// TestHealthTransitions follows a Health through start-up, failing checks
+// and shutdown: each service's status follows its own check, the overall
+// "" entry requires every service, and before start and after shutdown all
+// are NOT_SERVING.
 func TestHealthTransitions(t *testing.T) {
 	ctx := context.Background()
-	h := server.NewHealth(nil, "ltikeys.v1.KeyService")
+	const keySvc, jwksSvc = "ltikeys.v1.KeyService", "ltikeys.v1.JwksService"
+	h := server.NewHealth(nil, keySvc, jwksSvc)
 	var reg registrar
 	h.Register(&reg)
 	hs := reg.impl.(healthpb.HealthServer)
-	statusOf := func(svc string) healthpb.HealthCheckResponse_ServingStatus {
+	const notServing, serving = healthpb.HealthCheckResponse_NOT_SERVING, healthpb.HealthCheckResponse_SERVING
+	// statuses returns the statuses of "", KeyService and JwksService.
+	statuses := func() [3]healthpb.HealthCheckResponse_ServingStatus {
 		t.Helper()
-		resp, err := hs.Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
-		if err != nil {
-			t.Fatal(err)
+		var out [3]healthpb.HealthCheckResponse_ServingStatus
+		for i, svc := range []string{"", keySvc, jwksSvc} {
+			resp, err := hs.Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[i] = resp.GetStatus()
 		}
-		return resp.GetStatus()
+		return out
 	}
 	gate := func(method string) codes.Code {
 		_, err := h.UnaryGate()(ctx, nil, &grpc.UnaryServerInfo{FullMethod: method}, func(context.Context, any) (any, error) { return nil, nil })
 		return grpcCode(err)
 	}
-	const notServing, serving = healthpb.HealthCheckResponse_NOT_SERVING, healthpb.HealthCheckResponse_SERVING
 
-	if statusOf("") != notServing || statusOf("ltikeys.v1.KeyService") != notServing || h.Ready(ctx) == nil {
-		t.Errorf("before start: %v/%v, want NOT_SERVING and not ready", statusOf(""), statusOf("ltikeys.v1.KeyService"))
+	if got := statuses(); got != [3]healthpb.HealthCheckResponse_ServingStatus{notServing, notServing, notServing} ||
+		h.Ready(ctx) == nil || h.ServiceReady(ctx, jwksSvc) == nil {
+		t.Errorf("before start: %v, want all NOT_SERVING and not ready", got)
 	}
 	if gate("/ltikeys.v1.KeyService/RotateKey") != codes.Unavailable || gate("/ltikeys.v1.JwksService/GetJwks") != codes.Unavailable {
 		t.Errorf("the gate lets ltikeys calls through before start")
@@ -234,23 +245,59 @@ func TestHealthTransitions(t *testing.T) {
 		t.Errorf("the gate holds back health or reflection")
 	}
 
-	var checkErr error
-	h.MarkStarted(ctx, func(context.Context) error { return checkErr })
-	if statusOf("") != serving || statusOf("ltikeys.v1.KeyService") != serving || h.Ready(ctx) != nil || gate("/ltikeys.v1.KeyService/RotateKey") != codes.OK {
-		t.Errorf("after start: %v, want SERVING, ready and the gate open", statusOf(""))
+	var keyErr, jwksErr error
+	h.MarkStarted(ctx, map[string]func(context.Context) error{
+		keySvc:  func(context.Context) error { return keyErr },
+		jwksSvc: func(context.Context) error { return jwksErr },
+	})
+	if got := statuses(); got != [3]healthpb.HealthCheckResponse_ServingStatus{serving, serving, serving} ||
+		h.Ready(ctx) != nil || gate("/ltikeys.v1.KeyService/RotateKey") != codes.OK {
+		t.Errorf("after start: %v, want all SERVING, ready and the gate open", got)
 	}
-	checkErr = errors.New("jwks refresh failed")
-	if err := h.Ready(ctx); !errors.Is(err, checkErr) || statusOf("") != notServing {
-		t.Errorf("failing check: Ready = %v, status %v; want the error and NOT_SERVING", err, statusOf(""))
+
+	keyErr = errors.New("database unreachable")
+	if err := h.Ready(ctx); !errors.Is(err, keyErr) || !strings.Contains(err.Error(), keySvc) {
+		t.Errorf("KeyService failing: Ready = %v, want its error, naming it", err)
 	}
-	checkErr = nil
-	if h.Ready(ctx) != nil || statusOf("") != serving {
-		t.Errorf("recovered check: status %v, want SERVING", statusOf(""))
+	if got := statuses(); got != [3]healthpb.HealthCheckResponse_ServingStatus{notServing, notServing, serving} || h.ServiceReady(ctx, jwksSvc) != nil {
+		t.Errorf("KeyService failing: %v, want JwksService alone SERVING", got)
 	}
+	jwksErr = errors.New("stale for too long")
+	if err := h.ServiceReady(ctx, jwksSvc); !errors.Is(err, jwksErr) {
+		t.Errorf("JwksService failing: ServiceReady = %v, want its error", err)
+	}
+	if got := statuses(); got != [3]healthpb.HealthCheckResponse_ServingStatus{notServing, notServing, notServing} {
+		t.Errorf("both failing: %v, want all NOT_SERVING", got)
+	}
+	keyErr = nil
+	if err := h.Ready(ctx); !errors.Is(err, jwksErr) || statuses() != [3]healthpb.HealthCheckResponse_ServingStatus{notServing, serving, notServing} {
+		t.Errorf("JwksService failing: Ready = %v, statuses %v; want its error and KeyService alone SERVING", err, statuses())
+	}
+	jwksErr = nil
+	if h.Ready(ctx) != nil || statuses() != [3]healthpb.HealthCheckResponse_ServingStatus{serving, serving, serving} {
+		t.Errorf("recovered: %v, want all SERVING", statuses())
+	}
+	if err := h.ServiceReady(ctx, "ltikeys.v1.NoSuchService"); err == nil {
+		t.Errorf("ServiceReady of a service Health does not report = nil")
+	}
+
 	h.Shutdown()
-	if h.Ready(ctx) == nil || statusOf("") != notServing || statusOf("ltikeys.v1.KeyService") != notServing {
-		t.Errorf("after shutdown: %v, want NOT_SERVING and not ready", statusOf(""))
+	if got := statuses(); got != [3]healthpb.HealthCheckResponse_ServingStatus{notServing, notServing, notServing} ||
+		h.Ready(ctx) == nil || h.ServiceReady(ctx, jwksSvc) == nil {
+		t.Errorf("after shutdown: %v, want all NOT_SERVING and not ready", got)
 	}
+}
+
+// TestHealthRefusesUnknownChecks: a check for a service Health was not told
+// about is a wiring mistake, caught at start.
+func TestHealthRefusesUnknownChecks(t *testing.T) {
+	h := server.NewHealth(nil, "ltikeys.v1.KeyService")
+	defer func() {
+		if recover() == nil {
+			t.Errorf("MarkStarted accepted a check for an unknown service")
+		}
+	}()
+	h.MarkStarted(context.Background(), map[string]func(context.Context) error{"ltikeys.v1.JwksService": nil})
 }
 
 func grpcCode(err error) codes.Code { return status.Code(err) }

@@ -36,6 +36,7 @@ type serveOptions struct {
 	disableExport    bool
 	jwksRefresh      time.Duration
 	jwksMaxAge       time.Duration
+	jwksMaxStale     time.Duration
 	keyCacheSize     int
 	maxPublishedKeys int
 	transitions      time.Duration
@@ -68,6 +69,12 @@ lists every registration's keys and grows with every tenant. With
 --public-url, the base URL platforms reach the HTTP listener at (a path
 prefix is kept, for a proxy that routes by path), the API and the CLI
 show that URL for every registration as tool_jwks_url ("TOOL JWKS URL").
+
+/readyz answers 200 while the JWKS is loaded and matched the database at
+most --jwks-max-stale ago, so a database outage leaves the JWKS in service
+on its last good key set; gRPC health reports ltikeys.v1.KeyService
+NOT_SERVING meanwhile, and calls that need the database fail UNAVAILABLE
+with a retry hint.
 
 Every KeyService call must carry "authorization: Bearer <token>" metadata
 for a token of --token-file or LTIKEYS_TOKENS, or a client certificate
@@ -120,6 +127,7 @@ naming the missing key, if one does not.`,
 	f.BoolVar(&o.disableExport, "disable-key-export", false, "refuse GetToolKey to every caller, so private keys never leave the service; callers sign with SignJwt and CreateClientAssertion")
 	f.DurationVar(&o.jwksRefresh, "jwks-refresh", time.Second, "how often to check the database for changes made by other replicas (one single-row query; the JWKS is rebuilt only after a change); on PostgreSQL changes are also pushed at once by LISTEN/NOTIFY")
 	f.DurationVar(&o.jwksMaxAge, "jwks-max-age", server.DefaultJWKSMaxAge, "max-age of the JWKS responses' Cache-Control header: how long platforms and shared caches may reuse them")
+	f.DurationVar(&o.jwksMaxStale, "jwks-max-stale", server.DefaultJWKSMaxStale, "how long the JWKS stays ready (/readyz 200, health ltikeys.v1.JwksService SERVING) on the last good key set while the database does not answer; 0: not ready as soon as a check of the database fails")
 	f.IntVar(&o.keyPoolSize, "key-pool-size", server.DefaultKeyPoolSize, "how many pre-generated keys (of --key-bits) to keep in memory, refilled in the background, so CreateRegistration and RotateKey need not wait for RSA generation; 0 turns the pool off")
 	f.DurationVar(&o.transitions, "transition-interval", server.DefaultTransitionInterval, "how often to record due key transitions (pending keys activating, previous keys retiring) in the database; which key signs and which keys are published follow the schedule whether or not they are recorded")
 	f.IntVar(&o.maxPublishedKeys, "max-published-keys", server.DefaultMaxPublishedKeys, "most keys one registration may publish (pending, current and previous): a rotation past it is refused until previous keys are retired; 0 or less removes the bound")
@@ -162,6 +170,9 @@ func serve(ctx context.Context, o *serveOptions) error {
 	if o.jwksMaxAge < 0 {
 		return fmt.Errorf("--jwks-max-age: must not be negative, got %s", o.jwksMaxAge)
 	}
+	if o.jwksMaxStale < 0 {
+		return fmt.Errorf("--jwks-max-stale: must not be negative, got %s", o.jwksMaxStale)
+	}
 	if o.maxTokenLife < time.Second || o.maxTokenLife%time.Second != 0 {
 		return fmt.Errorf("--max-token-lifetime: must be whole seconds, at least 1s, got %s", o.maxTokenLife)
 	}
@@ -190,8 +201,8 @@ func serve(ctx context.Context, o *serveOptions) error {
 		return err
 	}
 	metrics := o.newMetrics()
-	health := server.NewHealth(log.With("component", "health"),
-		ltikeysv1.KeyService_ServiceDesc.ServiceName, ltikeysv1.JwksService_ServiceDesc.ServiceName)
+	keyServiceName, jwksServiceName := ltikeysv1.KeyService_ServiceDesc.ServiceName, ltikeysv1.JwksService_ServiceDesc.ServiceName
+	health := server.NewHealth(log.With("component", "health"), keyServiceName, jwksServiceName)
 
 	// Registered now, connected to storage by start below (see start.go).
 	var keys deferredKeyService
@@ -207,7 +218,11 @@ func serve(ctx context.Context, o *serveOptions) error {
 	}
 	metrics.InitializeGRPC(grpcServer)
 
-	handler, err := server.NewHTTPHandler(ctx, &jwksService, health.Ready)
+	// /readyz, which the public JWKS's load balancer probes, follows
+	// JwksService: a database outage leaves the JWKS in service.
+	handler, err := server.NewHTTPHandler(ctx, &jwksService, func(ctx context.Context) error {
+		return health.ServiceReady(ctx, jwksServiceName)
+	})
 	if err != nil {
 		return err
 	}
@@ -317,7 +332,10 @@ func serve(ctx context.Context, o *serveOptions) error {
 		keys.KeyServiceServer = keyService
 		jwksService.JwksServiceServer = server.NewJwksService(jwks, server.WithMaxAge(o.jwksMaxAge))
 		metrics.WatchKeys(store, log.With("component", "metrics"))
-		health.MarkStarted(ctx, jwks.Ready)
+		health.MarkStarted(ctx, map[string]func(context.Context) error{
+			keyServiceName:  keyService.Ready,
+			jwksServiceName: server.JWKSReady(jwks, o.jwksMaxStale, time.Now),
+		})
 		log.Info("serving", "grpc_addr", grpcLis.Addr().String(), "metrics_addr", metricsAddr, "http_addr", httpLis.Addr().String(), "key_bits", o.keyBits, "master_key", keyring.PrimaryID(), "key_export", !o.disableExport)
 
 		transitionsDone := make(chan struct{})
