@@ -421,6 +421,12 @@ func (s *instrumentedStore) ActiveKeys(ctx context.Context) ([]storage.Key, erro
 	return keys, err
 }
 
+func (s *instrumentedStore) KeysChangedSince(ctx context.Context, version int64) (int64, []storage.Key, error) {
+	current, keys, err := s.Store.KeysChangedSince(ctx, version)
+	s.count("keys_changed_since", err)
+	return current, keys, err
+}
+
 func (s *instrumentedStore) KeyIDs(ctx context.Context) ([]string, error) {
 	kids, err := s.Store.KeyIDs(ctx)
 	s.count("key_ids", err)

@@ -448,6 +448,9 @@ func (failingStore) KeyIDs(context.Context) ([]string, error)          { return 
 func (failingStore) PrivateKeys(context.Context, int64, int) ([]storage.Key, error) {
 	return nil, errDatabase
 }
+func (failingStore) KeysChangedSince(context.Context, int64) (int64, []storage.Key, error) {
+	return 0, nil, errDatabase
+}
 func (failingStore) UpdatePrivateKey(context.Context, string, func([]byte) ([]byte, bool, error)) error {
 	return errDatabase
 }

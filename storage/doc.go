@@ -43,6 +43,16 @@
 // nothing was written. No other error is retried: in particular not a
 // connection lost around a commit, which may have succeeded.
 //
+// Every transaction that inserts a key row or changes its active flag or
+// schedule (what a JWK Set reader sees) also writes the counter's new value
+// into that row's version column, right after the increment, at the end of
+// the transaction. The counter's row lock serializes writers, so values
+// commit in order, and a row's version is the value of the last
+// transaction that changed it; re-sealing a private key changes neither.
+// Store.KeysChangedSince selects by it, so a cache pays for the keys that
+// changed, not for all of them. Rows written before the column existed
+// have version 0.
+//
 // Storage never sees plaintext private keys: Key.PrivateJWK is sealed by the
 // caller (see package crypto) and stored as opaque bytes. Nothing here knows
 // about gRPC.

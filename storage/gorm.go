@@ -1,9 +1,11 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -28,17 +30,30 @@ type gormStore struct {
 // change is announced on, with an empty payload.
 const ChangesChannel = "ltikeys_changes"
 
-// changed records a change inside tx: it increments the change counter and,
-// on PostgreSQL, queues a notification, which the server delivers only if
-// and when tx commits. It must be the transaction's last lock, and so its
-// last write: the counter's row lock, which serializes all writers, is then
-// held as briefly as possible, and no transaction holding it waits for
-// another lock.
-func (s *gormStore) changed(tx *gorm.DB) error {
-	err := tx.Model(&changeModel{}).Where("id = ?", changeRowID).
-		UpdateColumn("version", gorm.Expr("version + 1")).Error
-	if err != nil || !s.notify {
-		return err
+// changed records a change inside tx: it increments the change counter,
+// stamps the key rows keyIDs (rows tx has written: their active flag or
+// schedule changed, or they are new) with the counter's new value, and, on
+// PostgreSQL, queues a notification, which the server delivers only if and
+// when tx commits. It must be the transaction's last lock, and so its last
+// write: the counter's row lock, which serializes all writers, is then held
+// as briefly as possible, and no transaction holding it waits for another
+// lock (the rows it stamps are already locked by tx).
+func (s *gormStore) changed(tx *gorm.DB, keyIDs ...int64) error {
+	var version int64
+	res := tx.Raw("UPDATE ltikeys_changes SET version = version + 1 WHERE id = ? RETURNING version", changeRowID).Scan(&version)
+	switch {
+	case res.Error != nil:
+		return res.Error
+	case res.RowsAffected != 1:
+		return errors.New("the change counter's row is missing")
+	}
+	if len(keyIDs) > 0 {
+		if err := tx.Model(&jwkModel{}).Where("id IN ?", keyIDs).UpdateColumn("version", version).Error; err != nil {
+			return err
+		}
+	}
+	if !s.notify {
+		return nil
 	}
 	return tx.Exec("SELECT pg_notify(?, '')", ChangesChannel).Error
 }
@@ -94,7 +109,7 @@ func (s *gormStore) CreateRegistration(ctx context.Context, reg Registration, ke
 		if err := tx.Create(&r).Error; err != nil {
 			return err
 		}
-		return s.changed(tx)
+		return s.changed(tx, k.ID)
 	})
 	if err != nil {
 		return Registration{}, Key{}, wrap(err, "create registration %q", reg.ID)
@@ -160,6 +175,8 @@ func (s *gormStore) Rotate(ctx context.Context, registrationID string, newKey Ke
 		out = Rotation{}
 		now := s.now()
 		activates := now.Add(max(opts.PublishAhead, 0))
+		// touched collects the key rows written, for changed to stamp.
+		var touched []int64
 		var r registrationModel
 		if err := tx.Clauses(forUpdate).Where("id = ? AND deleted_at IS NULL", registrationID).Take(&r).Error; err != nil {
 			return err
@@ -186,6 +203,7 @@ func (s *gormStore) Rotate(ctx context.Context, registrationID string, newKey Ke
 				if err := saveSchedule(tx, &pending); err != nil {
 					return err
 				}
+				touched = append(touched, pending.ID)
 				out.Replaced = pending.key()
 			}
 			r.PendingJWKID = nil
@@ -239,7 +257,7 @@ func (s *gormStore) Rotate(ctx context.Context, registrationID string, newKey Ke
 			out.Registration = r.registration(prev.KID)
 			out.Registration.PendingKID, out.Registration.PendingActivatesAt = cur.KID, activates
 		}
-		return s.changed(tx)
+		return s.changed(tx, append(touched, cur.ID, prev.ID)...)
 	})
 	if err != nil {
 		return Rotation{}, wrap(err, "rotate key of registration %q", registrationID)
@@ -357,7 +375,7 @@ func (s *gormStore) RetireKey(ctx context.Context, kid string) (Key, error) {
 			return err
 		}
 		out = m
-		return s.changed(tx)
+		return s.changed(tx, m.ID)
 	})
 	if err != nil {
 		return Key{}, wrap(err, "retire key %q", kid)
@@ -430,7 +448,7 @@ func (s *gormStore) ApplyTransitions(ctx context.Context) (int, error) {
 			if ok = res.Error == nil && res.RowsAffected == 1; !ok {
 				return res.Error
 			}
-			return s.changed(tx)
+			return s.changed(tx, id)
 		})
 		if err != nil {
 			return applied, wrap(err, "retire key (id %d)", id)
@@ -538,7 +556,7 @@ func (s *gormStore) DeleteRegistration(ctx context.Context, id string) ([]Key, e
 		if err := tx.Select(publicColumns).Where("registration_id = ?", id).Order("id DESC").Find(&rows).Error; err != nil {
 			return err
 		}
-		return s.changed(tx)
+		return s.changed(tx, active...)
 	})
 	if err != nil {
 		return nil, wrap(err, "delete registration %q", id)
@@ -589,6 +607,26 @@ func (s *gormStore) ActiveKeys(ctx context.Context) ([]Key, error) {
 		return nil, wrap(err, "list active keys")
 	}
 	return keysOf(rows), nil
+}
+
+// KeysChangedSince reads the counter first and the rows second, in two
+// statements, each its own snapshot (READ COMMITTED on PostgreSQL, a WAL
+// read on SQLite): see the interface for why that order returns every
+// change up to the counter value it returns.
+func (s *gormStore) KeysChangedSince(ctx context.Context, version int64) (int64, []Key, error) {
+	db := s.db.WithContext(ctx)
+	var m changeModel
+	if err := db.Where("id = ?", changeRowID).Take(&m).Error; err != nil {
+		return 0, nil, wrap(err, "keys changed since version %d: read change counter", version)
+	}
+	// Sorted here, not by the query: ordered by id, SQLite's planner would
+	// rather scan the table in id order than the version index.
+	var rows []jwkModel
+	if err := db.Select(publicColumns).Where("version > ?", version).Find(&rows).Error; err != nil {
+		return 0, nil, wrap(err, "keys changed since version %d", version)
+	}
+	slices.SortFunc(rows, func(a, b jwkModel) int { return cmp.Compare(a.ID, b.ID) })
+	return m.Version, keysOf(rows), nil
 }
 
 func (s *gormStore) KeyIDs(ctx context.Context) ([]string, error) {

@@ -20,6 +20,10 @@ type jwkModel struct {
 	SupersededAt *time.Time `gorm:"column:superseded_at"`
 	RetireAt     *time.Time `gorm:"column:retire_at;index"`
 	RetiredAt    *time.Time `gorm:"column:retired_at"`
+	// Version is the change counter value of the transaction that last
+	// changed the row (see Store.Version); 0 in rows written before it was
+	// recorded.
+	Version int64 `gorm:"column:version;not null;default:0;index:idx_lti_jwks_version"`
 }
 
 func (jwkModel) TableName() string { return "lti_jwks" }

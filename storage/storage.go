@@ -323,7 +323,36 @@ type Store interface {
 	// single-row read, cheap enough to poll every second. Re-sealing a
 	// private key (UpdatePrivateKey) changes nothing a reader sees and does
 	// not count.
+	//
+	// Each increment is one transaction's, and transactions commit in the
+	// order of their values. A transaction that inserts a key or changes
+	// its active flag or schedule also records its value on that key (see
+	// KeysChangedSince).
 	Version(ctx context.Context) (int64, error)
+
+	// KeysChangedSince returns current, a value of the change counter, and
+	// the public halves (PrivateJWK not loaded) of every key, active or
+	// not, that a transaction with a counter value above version inserted,
+	// or whose active flag or schedule it changed, ordered by Seq. Each key
+	// is as last committed, which may be newer than current. A reader
+	// whose keys are as of version (or newer) and that applies these holds
+	// keys as of current (or newer), and asks next for the keys changed
+	// since current. It costs in proportion to the keys returned. Keys
+	// last changed before the store recorded versions on keys carry none
+	// and are returned for no version: a reader loads them once with
+	// ActiveKeys, labelled with the Version read before it.
+	//
+	// Why nothing up to current is missed: the counter is read first, the
+	// keys second, each in its own snapshot. Every transaction with a value
+	// up to current had committed when current was read (each one's update
+	// of the counter waits for the one before it to end), so the second
+	// read sees its rows, or later versions of them, which have a value
+	// above version too. A change committed between the two reads may show
+	// in the keys but not in current; the next call returns it again, which
+	// is harmless. A current below version means the database is not the
+	// one version was read from (a restored copy): reload everything.
+	KeysChangedSince(ctx context.Context, version int64) (current int64, keys []Key, err error)
+
 	// Close releases the underlying connections.
 	Close() error
 }

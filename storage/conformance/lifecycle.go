@@ -57,6 +57,8 @@ func RunLifecycleTests(t *testing.T, newStore func(t *testing.T, now func() time
 		{"ListKeysByState", testListKeysByState},
 		{"MaxPublished", testMaxPublished},
 		{"ConcurrentMaxPublished", testConcurrentMaxPublished},
+		{"KeysChangedSince", testKeysChangedSince},
+		{"ConcurrentKeysChangedSince", testConcurrentKeysChangedSince},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
