@@ -2,13 +2,13 @@
 // gateway.
 //
 // KeyService is for the tool's internal callers and hands out key material;
-// JwksService is public and only ever returns public keys, from an in-memory
-// document rebuilt when keys change. Every request is validated here before
-// it reaches storage; every error leaves through one place (status.go), which
-// turns it into a gRPC status with a message safe to show the caller:
-// UNAVAILABLE with a retry hint for a database that is away (logged once per
-// outage and counted, not once per call), INTERNAL without detail for a
-// fault. No message, log line or error carries private key material.
+// JwksService is public and only ever returns public keys, from in-memory
+// documents that each change updates for the keys it touched. Every request
+// is validated here before it reaches storage; every error leaves through
+// one place (status.go), which turns it into a gRPC status with a message
+// safe to show the caller: UNAVAILABLE with a retry hint for a database
+// that is away (logged once per outage and counted, not once per call),
+// INTERNAL without detail for a fault. No message, log line or error carries private key material.
 //
 // Health (health.go) reports readiness per service, from state kept in
 // memory and never by querying the database: JwksService stays SERVING on

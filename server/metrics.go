@@ -221,21 +221,22 @@ const keyCountInterval = 15 * time.Second
 // time of the count, so a key changes state at its scheduled instant even
 // before the background worker records it.
 //
-// Cost: a count is two reads, with a 5 s timeout so a stuck database cannot
-// hold a scrape: the active keys' public halves (what a JWKS refresh
-// reads, bounded by the published keys) and one kid per stored key;
-// retired keys are the difference. Counts are made at most once per
-// keyCountInterval whatever the scrape rate; scrapes in between get the
-// last count. Under concurrent writes the two reads may disagree by the
-// keys written between them until the next count. A failed count is logged
-// and left out of that scrape; pass an instrumented store
-// (InstrumentStore) to have it counted as a storage error too. Call it once
-// store is connected.
-func (m *Metrics) WatchKeys(store storage.Store, log *slog.Logger) {
+// Cost: the published keys (pending, current, previous) are counted in
+// jwks's memory, with no query; retired keys are the stored keys less
+// those, which takes one read of one kid per stored key, with a 5 s
+// timeout so a stuck database cannot hold a scrape. Counts are made at
+// most once per keyCountInterval whatever the scrape rate; scrapes in
+// between get the last count. The published keys are as of jwks's last
+// refresh, so under concurrent writes the two may disagree by the keys
+// written in between until the next count. A failed count (also before
+// jwks is loaded) is logged and left out of that scrape; pass an
+// instrumented store (InstrumentStore) to have a failed read counted as a
+// storage error too. Call it once store is connected.
+func (m *Metrics) WatchKeys(store storage.Store, jwks *JWKSCache, log *slog.Logger) {
 	if m == nil {
 		return
 	}
-	m.reg.MustRegister(&keyCollector{store: store, log: log, now: time.Now})
+	m.reg.MustRegister(&keyCollector{store: store, jwks: jwks, log: log, now: time.Now})
 }
 
 var keysDesc = prometheus.NewDesc("ltikeys_keys",
@@ -255,6 +256,7 @@ var keyStateLabels = []struct {
 
 type keyCollector struct {
 	store storage.Store
+	jwks  *JWKSCache
 	log   *slog.Logger
 	now   func() time.Time
 
@@ -285,24 +287,19 @@ func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
 
 // count reads the keys' states at now.
 func (c *keyCollector) count(now time.Time) (map[storage.KeyState]int, error) {
+	counts, ok := c.jwks.keyStates(now)
+	if !ok {
+		return nil, errors.New("the key set is not loaded yet")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	active, err := c.store.ActiveKeys(ctx)
-	if err != nil {
-		return nil, err
-	}
 	all, err := c.store.KeyIDs(ctx)
 	if err != nil {
 		return nil, err
 	}
-	counts := make(map[storage.KeyState]int, len(keyStateLabels))
 	live := 0
-	for _, k := range active {
-		// An active key past its RetireAt is retired, and counted below.
-		if st := k.State(now); st != storage.KeyRetired {
-			counts[st]++
-			live++
-		}
+	for _, n := range counts {
+		live += n
 	}
 	counts[storage.KeyRetired] = max(len(all)-live, 0)
 	return counts, nil

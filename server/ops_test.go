@@ -352,18 +352,25 @@ func (f *fakeStore) GetKey(context.Context, string) (storage.Key, error) {
 	return storage.Key{}, f.getKeyErr
 }
 
+func (f *fakeStore) Version(context.Context) (int64, error) { return 1, nil }
+
 // ActiveKeys returns a key in each state, relative to the real clock the
-// metrics count with, and an active key whose retirement is due.
+// metrics and the JWKS cache count with, and an active key whose
+// retirement is due.
 func (f *fakeStore) ActiveKeys(context.Context) ([]storage.Key, error) {
 	now := time.Now()
 	hour := time.Hour
-	return []storage.Key{
-		{KID: "pending", Active: true, ActivatesAt: now.Add(hour)},
-		{KID: "current", Active: true, ActivatesAt: now.Add(-hour)},
-		{KID: "current-2", Active: true, ActivatesAt: now.Add(-hour), SupersededAt: now.Add(hour)},
-		{KID: "previous", Active: true, ActivatesAt: now.Add(-2 * hour), SupersededAt: now.Add(-hour), RetireAt: now.Add(hour)},
-		{KID: "retire-due", Active: true, ActivatesAt: now.Add(-2 * hour), SupersededAt: now.Add(-hour), RetireAt: now.Add(-time.Minute)},
-	}, nil
+	keys := []storage.Key{
+		{KID: "pending", ActivatesAt: now.Add(hour)},
+		{KID: "current", ActivatesAt: now.Add(-hour)},
+		{KID: "current-2", ActivatesAt: now.Add(-hour), SupersededAt: now.Add(hour)},
+		{KID: "previous", ActivatesAt: now.Add(-2 * hour), SupersededAt: now.Add(-hour), RetireAt: now.Add(hour)},
+		{KID: "retire-due", ActivatesAt: now.Add(-2 * hour), SupersededAt: now.Add(-hour), RetireAt: now.Add(-time.Minute)},
+	}
+	for i := range keys {
+		keys[i].Active, keys[i].RegistrationID, keys[i].PublicJWK = true, "registration", syntheticJWK(keys[i].KID)
+	}
+	return keys, nil
 }
 
 func (f *fakeStore) KeyIDs(context.Context) ([]string, error) {
@@ -383,7 +390,14 @@ func TestInstrumentStore(t *testing.T) {
 	fake.getKeyErr = errors.New("connection reset")
 	store.GetKey(ctx, "x")
 	store.GetKey(ctx, "x")
-	m.WatchKeys(store, slog.New(slog.DiscardHandler))
+	jwks := server.NewJWKSCache(store)
+	m.WatchKeys(store, jwks, slog.New(slog.DiscardHandler))
+	if strings.Contains(scrape(t, m), "ltikeys_keys{") {
+		t.Error("ltikeys_keys is reported before the JWKS cache is loaded")
+	}
+	if err := jwks.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
 	wantSeries(t, scrape(t, m),
 		`ltikeys_storage_errors_total{op="get_key"} 2`,
 		`ltikeys_keys{state="pending"} 1`,

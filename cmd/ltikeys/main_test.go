@@ -256,6 +256,7 @@ func TestServeRefusesBadConfiguration(t *testing.T) {
 		{"no concurrent streams", nil, []string{"--grpc-max-concurrent-streams", "0"}, "--grpc-max-concurrent-streams"},
 		{"no failure burst", []string{"LTIKEYS_AUTH_FAILURE_BURST=0"}, nil, "--auth-failure-burst"},
 		{"negative staleness bound", nil, []string{"--jwks-max-stale", "-1s"}, "--jwks-max-stale"},
+		{"negative JWKS coalescing", nil, []string{"--jwks-coalesce", "-1s"}, "--jwks-coalesce"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, tt.args...)

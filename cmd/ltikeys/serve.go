@@ -35,6 +35,7 @@ type serveOptions struct {
 	keyBits          int
 	disableExport    bool
 	jwksRefresh      time.Duration
+	jwksCoalesce     time.Duration
 	jwksMaxAge       time.Duration
 	jwksMaxStale     time.Duration
 	keyCacheSize     int
@@ -125,7 +126,8 @@ naming the missing key, if one does not.`,
 	f.StringVar(&o.publicURL, "public-url", "", "base URL at which platforms reach the public HTTP listener, e.g. https://lti.example.edu or, behind a proxy that routes a path prefix to it, https://example.edu/ltikeys; with it every registration the API returns carries tool_jwks_url, its own JWK Set's URL, to give the platform. An absolute https URL (http only for a loopback host) without query or fragment; empty leaves tool_jwks_url empty")
 	f.IntVar(&o.keyBits, "key-bits", 2048, "RSA modulus size of new keys: 2048, 3072 or 4096")
 	f.BoolVar(&o.disableExport, "disable-key-export", false, "refuse GetToolKey to every caller, so private keys never leave the service; callers sign with SignJwt and CreateClientAssertion")
-	f.DurationVar(&o.jwksRefresh, "jwks-refresh", time.Second, "how often to check the database for changes made by other replicas (one single-row query; the JWKS is rebuilt only after a change); on PostgreSQL changes are also pushed at once by LISTEN/NOTIFY")
+	f.DurationVar(&o.jwksRefresh, "jwks-refresh", time.Second, "how often to check the database for changes made by other replicas (one single-row query; only after a change are the changed keys read); on PostgreSQL changes are also pushed at once by LISTEN/NOTIFY")
+	f.DurationVar(&o.jwksCoalesce, "jwks-coalesce", time.Second, "least time between two rebuilds of the JWKS of every key (/.well-known/jwks.json), which is built on the first request after a change: requests in between get the previous one, so it lags changes by at most this; 0 rebuilds on the first request after every change. Per-registration JWKS and scheduled retirements are never delayed")
 	f.DurationVar(&o.jwksMaxAge, "jwks-max-age", server.DefaultJWKSMaxAge, "max-age of the JWKS responses' Cache-Control header: how long platforms and shared caches may reuse them")
 	f.DurationVar(&o.jwksMaxStale, "jwks-max-stale", server.DefaultJWKSMaxStale, "how long the JWKS stays ready (/readyz 200, health ltikeys.v1.JwksService SERVING) on the last good key set while the database does not answer; 0: not ready as soon as a check of the database fails")
 	f.IntVar(&o.keyPoolSize, "key-pool-size", server.DefaultKeyPoolSize, "how many pre-generated keys (of --key-bits) to keep in memory, refilled in the background, so CreateRegistration and RotateKey need not wait for RSA generation; 0 turns the pool off")
@@ -160,6 +162,9 @@ func serve(ctx context.Context, o *serveOptions) error {
 	}
 	if o.jwksRefresh <= 0 {
 		return fmt.Errorf("--jwks-refresh: must be positive, got %s", o.jwksRefresh)
+	}
+	if o.jwksCoalesce < 0 {
+		return fmt.Errorf("--jwks-coalesce: must not be negative, got %s", o.jwksCoalesce)
 	}
 	if o.keyPoolSize < 0 {
 		return fmt.Errorf("--key-pool-size: must not be negative, got %d", o.keyPoolSize)
@@ -292,7 +297,7 @@ func serve(ctx context.Context, o *serveOptions) error {
 			log.Warn("private keys in envelope format 1 are bound to their kid but not to their registration: run ltikeys rewrap to upgrade them",
 				"format1_keys", check.Format1, "keys", check.Keys)
 		}
-		jwks := server.NewJWKSCache(store)
+		jwks := server.NewJWKSCache(store, server.WithGlobalRebuildInterval(o.jwksCoalesce))
 		if err := retry(ctx, log, metrics, "active_keys", "load the JWKS failed", true, jwks.Refresh); err != nil || ctx.Err() != nil {
 			return err
 		}
@@ -331,7 +336,7 @@ func serve(ctx context.Context, o *serveOptions) error {
 		}
 		keys.KeyServiceServer = keyService
 		jwksService.JwksServiceServer = server.NewJwksService(jwks, server.WithMaxAge(o.jwksMaxAge))
-		metrics.WatchKeys(store, log.With("component", "metrics"))
+		metrics.WatchKeys(store, jwks, log.With("component", "metrics"))
 		health.MarkStarted(ctx, map[string]func(context.Context) error{
 			keyServiceName:  keyService.Ready,
 			jwksServiceName: server.JWKSReady(jwks, o.jwksMaxStale, time.Now),
