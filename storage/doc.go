@@ -1,9 +1,9 @@
 // Package storage persists platform registrations and their key pairs.
 //
 // It owns the Store interface, the GORM models of the two tables
-// (lti_jwks, platform_registrations), and two backends chosen by URL:
-// PostgreSQL for production and an embedded, pure-Go SQLite for a
-// zero-setup default. Both pass one conformance suite
+// (lti_jwks, platform_registrations), the schema migrations, and two
+// backends chosen by URL: PostgreSQL for production and an embedded,
+// pure-Go SQLite for a zero-setup default. Both pass one conformance suite
 // (storage/conformance).
 //
 // Every write that changes what readers see also increments a change
@@ -56,4 +56,52 @@
 // Storage never sees plaintext private keys: Key.PrivateJWK is sealed by the
 // caller (see package crypto) and stored as opaque bytes. Nothing here knows
 // about gRPC.
+//
+// # Schema migrations
+//
+// The schema is the product of numbered SQL migrations, one directory per
+// backend (migrations/postgres, migrations/sqlite), embedded in the binary
+// and applied in order by goose (github.com/pressly/goose/v3), each in a
+// transaction of its own together with its row in MigrationTable
+// (ltikeys_schema_migrations). Open applies the pending ones before it
+// returns a store, and Migrate does only that; MigrationStatus reports
+// where a database stands. A change to a model needs a migration, in both
+// directories, with the next number: the models must describe exactly the
+// schema the migrations create, which a test checks.
+//
+// Migrating holds a lock from before it reads the schema's state until the
+// last migration commits, so any number of processes may open one database
+// at once: one applies each migration, and the others wait, then find
+// nothing to do. On PostgreSQL the lock is a session-level advisory lock
+// (key 0x6c74696b657973, "ltikeys" in ASCII) held by a connection of the
+// store's pool; on an SQLite file it is an flock(2) on a file beside it,
+// the database's path plus "-migrate.lock" (mode 0600, never removed).
+// Both are released if their holder dies. On platforms without flock,
+// SQLite migrations are serialized within one process only.
+//
+// The one-row table ltikeys_schema holds the schema version: every
+// migration sets it to its own number, in its transaction. Releases before
+// versioned migrations read it and refuse a version above 1, so they refuse
+// a database that a later migration changed. Open refuses, before changing
+// anything, a database whose ltikeys_schema or MigrationTable records a
+// version above SchemaVersion: a later release wrote it (ErrSchemaTooNew).
+//
+// Migration 1 creates the schema that releases before versioned
+// migrations, which managed it with GORM's AutoMigrate, left: the same
+// tables, columns, indexes (among them the unique partial index
+// idx_platform_registrations_live_issuer_client_id) and rows. A database
+// with lti_jwks but no MigrationTable was written by such a release, and
+// is adopted rather than migrated from scratch: in one transaction, under
+// the lock, Open adds what older schemas of those releases lack (the key
+// schedule's columns and indexes in place of the unique index over all
+// registrations, ltikeys_changes, ltikeys_schema), fills in the schedules
+// of keys written before schedules existed, and records migration 1 as
+// applied (MigrationBaseline). On the last such release's schema this
+// changes nothing but MigrationTable. The later migrations then run as on
+// any database.
+//
+// The migrations so far only add (a column with a default, an index), so a
+// release still running while its successor migrates keeps working until
+// it restarts, and is then refused. A migration that drops or renames what
+// an earlier release reads breaks that, and must say so.
 package storage

@@ -52,26 +52,55 @@ type v0Change struct {
 
 func (v0Change) TableName() string { return "ltikeys_changes" }
 
+// openBeforeLifecycle creates at url the schema of the release before key
+// lifecycles as that release did, with GORM's AutoMigrate, and returns the
+// connection. Without changeCounter, it leaves out ltikeys_changes, as the
+// first release did.
+func openBeforeLifecycle(t *testing.T, url string, changeCounter bool) *gorm.DB {
+	t.Helper()
+	var dialector gorm.Dialector
+	if strings.HasPrefix(url, "sqlite://") {
+		dialector = sqlite.Open(strings.TrimPrefix(url, "sqlite://"))
+	} else {
+		dialector = postgres.Open(url)
+	}
+	db, err := gorm.Open(dialector, &gorm.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	models := []any{&v0Key{}, &v0Registration{}}
+	if changeCounter {
+		models = append(models, &v0Change{})
+	}
+	if err := db.AutoMigrate(models...); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// schemaBeforeLifecycle creates the schema of the release before key
+// lifecycles at url (see openBeforeLifecycle), and returns url.
+func schemaBeforeLifecycle(t *testing.T, url string, changeCounter bool) string {
+	t.Helper()
+	db := openBeforeLifecycle(t, url, changeCounter)
+	sqlDB, err := db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlDB.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return url
+}
+
 // TestUpgradeFromSchemaBeforeLifecycle writes rows with the previous schema,
-// then opens the database with this one: AutoMigrate adds the columns, and
-// the rows read as the states they were in.
+// then opens the database with this one: taking over the schema adds the
+// columns, and the rows read as the states they were in.
 func TestUpgradeFromSchemaBeforeLifecycle(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			url := b.url(t)
-			var dialector gorm.Dialector
-			if strings.HasPrefix(url, "sqlite://") {
-				dialector = sqlite.Open(strings.TrimPrefix(url, "sqlite://"))
-			} else {
-				dialector = postgres.Open(url)
-			}
-			db, err := gorm.Open(dialector, &gorm.Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := db.AutoMigrate(&v0Key{}, &v0Registration{}, &v0Change{}); err != nil {
-				t.Fatal(err)
-			}
+			db := openBeforeLifecycle(t, url, true)
 			t0 := time.Date(2029, 6, 1, 0, 0, 0, 0, time.UTC)
 			key := func(regID string, at time.Time) v0Key {
 				return v0Key{KID: uuid.NewString(), Alg: "RS256", RegistrationID: regID, PublicJWK: `{"kty":"RSA"}`,
@@ -83,7 +112,7 @@ func TestUpgradeFromSchemaBeforeLifecycle(t *testing.T) {
 			if err := db.Create(&keys).Error; err != nil {
 				t.Fatal(err)
 			}
-			err = db.Model(&v0Key{}).Where("id = ?", keys[0].ID).
+			err := db.Model(&v0Key{}).Where("id = ?", keys[0].ID).
 				Updates(map[string]any{"active": false, "updated_at": t0.Add(3 * time.Hour)}).Error
 			if err != nil {
 				t.Fatal(err)

@@ -47,8 +47,9 @@ type registrationModel struct {
 	UpdatedAt     time.Time `gorm:"column:updated_at;not null"`
 	// PendingJWKID is the key a pending rotation makes current at its
 	// activates_at; NULL when none is pending. Like jwk_id it references
-	// lti_jwks.id, but without a declared foreign key (AutoMigrate cannot
-	// add one to an existing SQLite table).
+	// lti_jwks.id, but without a declared foreign key: the schema of the
+	// releases that added the column to existing tables, which SQLite's
+	// ALTER TABLE cannot give one, has none.
 	PendingJWKID *int64 `gorm:"column:pending_jwk_id;index"`
 	// DeletedAt marks a deleted registration, kept for audit. Only
 	// registrations with NULL deleted_at hold their (issuer, client_id).
@@ -163,16 +164,3 @@ func (changeModel) TableName() string { return "ltikeys_changes" }
 
 // changeRowID is the id of the counter's only row.
 const changeRowID = 1
-
-// schemaModel is the single row of ltikeys_schema: the version of the
-// schema the database holds, which Open compares with SchemaVersion before
-// it changes anything.
-type schemaModel struct {
-	ID      int64 `gorm:"column:id;primaryKey;autoIncrement:false"`
-	Version int64 `gorm:"column:version;not null"`
-}
-
-func (schemaModel) TableName() string { return "ltikeys_schema" }
-
-// schemaRowID is the id of ltikeys_schema's only row.
-const schemaRowID = 1

@@ -15,7 +15,6 @@ import (
 	"github.com/libtnb/sqlite"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 	"gorm.io/gorm/logger"
 )
 
@@ -35,7 +34,9 @@ type options struct {
 // store returns those to its callers, which report them, so a database
 // outage does not add a line per statement. SQL is logged with
 // placeholders, never parameter values (they include sealed private keys).
-// Without this option the ORM logs nothing.
+// Migrating the schema (Open, Migrate) logs each migration it applies, and
+// waiting for another process's migration, at info. Without this option
+// nothing is logged.
 func WithLogger(log *slog.Logger) Option {
 	return func(o *options) { o.log = log }
 }
@@ -62,9 +63,10 @@ func DefaultSQLiteURL(dataDir string) string {
 	return "sqlite://" + filepath.Join(dataDir, "ltikeys.db")
 }
 
-// Open connects to the database named by databaseURL, creates or upgrades
-// the schema (idempotent, so every start may run it), and returns a Store.
-// The URL selects the backend:
+// Open connects to the database named by databaseURL, brings its schema
+// up to SchemaVersion (see Migrate: every start may run it, and any number
+// of processes may at once), and returns a Store. The URL selects the
+// backend:
 //
 //   - postgres://… or postgresql://…, or a keyword=value connection string
 //     ("host=db user=ltikeys dbname=ltikeys sslmode=verify-full"):
@@ -85,57 +87,25 @@ func DefaultSQLiteURL(dataDir string) string {
 //
 // Errors never contain any part of databaseURL. A failure to connect, or a
 // configuration no retry can fix, is a *ConnectionError (IsPermanent tells
-// which kind); ErrSchemaTooNew means a later release wrote the schema.
+// which kind); ErrSchemaTooNew means a later release wrote the schema, and
+// Open changed nothing.
 func Open(ctx context.Context, databaseURL string, opts ...Option) (Store, error) {
-	o := options{now: time.Now}
-	for _, opt := range opts {
-		opt(&o)
-	}
-
-	scheme, _, _ := strings.Cut(databaseURL, ":")
-	var dialector gorm.Dialector
-	switch {
-	case strings.EqualFold(scheme, "postgres"), strings.EqualFold(scheme, "postgresql"), keywordValue.MatchString(databaseURL):
-		dialector = postgres.Open(databaseURL)
-	case strings.EqualFold(scheme, "sqlite"), strings.EqualFold(scheme, "file"):
-		dsn, path, err := sqliteDSN(databaseURL)
-		if err != nil {
-			return nil, err
-		}
-		if path != "" {
-			if err := prepareSQLiteFile(path); err != nil {
-				return nil, err
-			}
-		}
-		dialector = sqlite.Open(dsn)
-	default:
-		// The value is not quoted: whatever it is, it may hold a password.
-		return nil, fmt.Errorf("storage: %w", permanent("unsupported database URL: want postgres://…, postgresql://…, a PostgreSQL keyword=value string, sqlite:PATH or file:…", nil))
-	}
-
+	o := newOptions(opts)
 	s := &gormStore{now: func() time.Time { return o.now().UTC().Truncate(time.Microsecond) }}
-	db, err := gorm.Open(dialector, &gorm.Config{
-		TranslateError: true,
-		// Every write is already an explicit transaction.
-		SkipDefaultTransaction: true,
-		NowFunc:                s.now,
-		// Open returns its own errors; the ORM would log them again.
-		Logger: logger.Discard,
-	})
+	db, b, err := connect(databaseURL, o, s.now, true)
 	if err != nil {
-		return nil, fmt.Errorf("storage: open %s database: %w", dialector.Name(), safe(err))
+		return nil, err
 	}
-	db.Logger = newGormLogger(o.log)
 	s.db = db
 	if o.statement != nil {
 		if err := registerStatementHook(db, o.statement); err != nil {
 			return nil, errors.Join(fmt.Errorf("storage: statement hook: %w", err), s.Close())
 		}
 	}
-	if err := migrate(ctx, db); err != nil {
-		return nil, errors.Join(fmt.Errorf("storage: migrate schema: %w", safe(err)), s.Close())
+	if err := migrateDB(ctx, db, b, o.log); err != nil {
+		return nil, errors.Join(err, s.Close())
 	}
-	if dialector.Name() == "postgres" {
+	if b.name == postgresBackend.name {
 		s.notify = true
 		log := o.log
 		if log == nil {
@@ -146,100 +116,159 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (Store, error
 	return s, nil
 }
 
-// SchemaVersion is the version of the schema this binary creates and
-// upgrades to. Open refuses a database whose schema is newer: an older
-// binary would misread it, and its migration could damage it.
-const SchemaVersion = 1
-
-// ErrSchemaTooNew means the database's schema is newer than SchemaVersion:
-// it was written by a later release. Open's error matches it with
-// errors.Is and is a permanent ConnectionError.
-var ErrSchemaTooNew = errors.New("storage: the database schema is newer than this binary")
-
-// migrate creates or upgrades the tables, after checking that the schema is
-// not newer than this binary's, and makes sure the change counter has its
-// row.
-func migrate(ctx context.Context, db *gorm.DB) error {
-	db = db.WithContext(ctx)
-	if err := checkSchemaVersion(db); err != nil {
-		return err
+// Migrate brings the schema of the database at databaseURL up to
+// SchemaVersion, as Open does before it returns a store, and returns what
+// it did, in order (nothing if the schema was current). It takes the
+// migration lock first (on PostgreSQL an advisory lock, on an SQLite file
+// a lock on the file databaseURL's path names plus "-migrate.lock"), so
+// concurrent Migrates and Opens of one database apply each migration once,
+// and the others wait for it. Under the lock it refuses a schema newer
+// than this binary's (ErrSchemaTooNew, changing nothing), takes over the
+// schema of a release before versioned migrations as migration 1 (see the
+// package documentation), then applies each pending migration in a
+// transaction of its own. If one fails, its changes are rolled back, the
+// migrations before it stay applied, and the error names it. Of opts, only
+// WithLogger matters: it gets a line (at info) for each migration, and one
+// for waiting on the lock. URLs and errors are as for Open.
+func Migrate(ctx context.Context, databaseURL string, opts ...Option) ([]Migration, error) {
+	o := newOptions(opts)
+	db, b, err := connect(databaseURL, o, time.Now, true)
+	if err != nil {
+		return nil, err
 	}
-	if err := db.AutoMigrate(&jwkModel{}, &registrationModel{}, &changeModel{}, &schemaModel{}); err != nil {
-		return err
+	defer closeDB(db)
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
 	}
-	if err := upgradeLifecycle(db); err != nil {
-		return err
+	done, err := b.migrate(ctx, sqlDB, o.log)
+	if err != nil {
+		return done, fmt.Errorf("storage: migrate schema: %w", safe(err))
 	}
-	if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&changeModel{ID: changeRowID}).Error; err != nil {
-		return err
-	}
-	// Only ever raised: an older binary never lowers a newer version.
-	if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&schemaModel{ID: schemaRowID, Version: SchemaVersion}).Error; err != nil {
-		return err
-	}
-	return db.Model(&schemaModel{}).Where("id = ? AND version < ?", schemaRowID, SchemaVersion).
-		UpdateColumn("version", SchemaVersion).Error
+	return done, nil
 }
 
-// checkSchemaVersion fails with ErrSchemaTooNew when the database records a
-// schema version above SchemaVersion. Databases written before the version
-// was recorded have no ltikeys_schema table, and are version 1.
-func checkSchemaVersion(db *gorm.DB) error {
-	if !db.Migrator().HasTable(&schemaModel{}) {
-		return nil
+// MigrationStatus lists the migrations this binary embeds for the
+// database at databaseURL, in version order, and where each stands there;
+// after them, any that the database records and this binary does not
+// have. It changes nothing, takes no lock, and creates no SQLite file: for
+// one that does not exist every migration is pending. If the schema is
+// newer than this binary's it returns the list with an error wrapping
+// ErrSchemaTooNew. URLs and errors are as for Open; opts are ignored but
+// for WithLogger.
+func MigrationStatus(ctx context.Context, databaseURL string, opts ...Option) ([]Migration, error) {
+	o := newOptions(opts)
+	db, b, err := connect(databaseURL, o, time.Now, false)
+	if errors.Is(err, errNoDatabase) {
+		return b.embedded()
 	}
-	var m schemaModel
-	switch err := db.Where("id = ?", schemaRowID).Take(&m).Error; {
-	case errors.Is(err, gorm.ErrRecordNotFound):
-		return nil
-	case err != nil:
-		return err
-	case m.Version > SchemaVersion:
-		return permanent(fmt.Sprintf("the database schema is version %d, newer than this binary's %d: run the release that wrote it, or a later one", m.Version, SchemaVersion), ErrSchemaTooNew)
+	if err != nil {
+		return nil, err
+	}
+	defer closeDB(db)
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
+	}
+	st, err := b.inspect(ctx, sqlDB)
+	if err != nil {
+		return nil, fmt.Errorf("storage: read the schema's state: %w", safe(err))
+	}
+	ms, err := b.status(st)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.check(); err != nil {
+		return ms, fmt.Errorf("storage: %w", err)
+	}
+	return ms, nil
+}
+
+// migrateDB runs Migrate's migration on db's pool.
+func migrateDB(ctx context.Context, db *gorm.DB, b backend, log *slog.Logger) error {
+	sqlDB, err := db.DB()
+	if err == nil {
+		_, err = b.migrate(ctx, sqlDB, log)
+	}
+	if err != nil {
+		return fmt.Errorf("storage: migrate schema: %w", safe(err))
 	}
 	return nil
+}
+
+func newOptions(opts []Option) options {
+	o := options{now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// errNoDatabase is connect's error for an SQLite file that does not exist,
+// when it was not to create one.
+var errNoDatabase = errors.New("storage: the database file does not exist")
+
+// connect opens the database named by databaseURL (see Open) with the
+// ORM's settings, and returns it with its backend. With create false, an
+// SQLite file that does not exist is errNoDatabase, not created.
+func connect(databaseURL string, o options, now func() time.Time, create bool) (*gorm.DB, backend, error) {
+	scheme, _, _ := strings.Cut(databaseURL, ":")
+	var (
+		dialector gorm.Dialector
+		b         backend
+	)
+	switch {
+	case strings.EqualFold(scheme, "postgres"), strings.EqualFold(scheme, "postgresql"), keywordValue.MatchString(databaseURL):
+		dialector, b = postgres.Open(databaseURL), postgresBackend
+	case strings.EqualFold(scheme, "sqlite"), strings.EqualFold(scheme, "file"):
+		dsn, path, err := sqliteDSN(databaseURL)
+		if err != nil {
+			return nil, b, err
+		}
+		b = sqliteBackend
+		b.sqlitePath = path
+		if path != "" {
+			if !create {
+				if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+					return nil, b, errNoDatabase
+				}
+			}
+			if err := prepareSQLiteFile(path); err != nil {
+				return nil, b, err
+			}
+		}
+		dialector = sqlite.Open(dsn)
+	default:
+		// The value is not quoted: whatever it is, it may hold a password.
+		return nil, b, fmt.Errorf("storage: %w", permanent("unsupported database URL: want postgres://…, postgresql://…, a PostgreSQL keyword=value string, sqlite:PATH or file:…", nil))
+	}
+
+	db, err := gorm.Open(dialector, &gorm.Config{
+		TranslateError: true,
+		// Every write is already an explicit transaction.
+		SkipDefaultTransaction: true,
+		NowFunc:                now,
+		// Open returns its own errors; the ORM would log them again.
+		Logger: logger.Discard,
+	})
+	if err != nil {
+		return nil, b, fmt.Errorf("storage: open %s database: %w", dialector.Name(), safe(err))
+	}
+	db.Logger = newGormLogger(o.log)
+	return db, b, nil
+}
+
+// closeDB closes db's connections.
+func closeDB(db *gorm.DB) {
+	if sqlDB, err := db.DB(); err == nil {
+		_ = sqlDB.Close()
+	}
 }
 
 // keywordValue matches a PostgreSQL connection string in keyword=value form
 // ("host=db user=ltikeys dbname=ltikeys"), which pgx accepts as well as
 // URLs.
 var keywordValue = regexp.MustCompile(`^\s*[A-Za-z_]+\s*=`)
-
-// legacyIssuerClientIndex is the unique index on (issuer, client_id) of
-// schemas before deleted registrations existed; the index replacing it
-// covers live registrations only.
-const legacyIssuerClientIndex = "idx_platform_registrations_issuer_client_id"
-
-// upgradeLifecycle brings rows written before key schedules existed into the
-// lifecycle model, and is a no-op on later rows, so every start may run it:
-// a key with no activates_at was current from its creation, and an active
-// one that no registration signs with was superseded when the next key of
-// its registration was created (it stays PREVIOUS, with no scheduled
-// retirement); a retired one was retired when last updated.
-func upgradeLifecycle(db *gorm.DB) error {
-	m := db.Migrator()
-	if m.HasIndex(&registrationModel{}, legacyIssuerClientIndex) {
-		if err := m.DropIndex(&registrationModel{}, legacyIssuerClientIndex); err != nil {
-			return err
-		}
-	}
-	// Rows written since have activates_at set, so they never match.
-	if err := db.Exec(`UPDATE lti_jwks SET superseded_at = COALESCE(
-			(SELECT MIN(n.created_at) FROM lti_jwks n WHERE n.registration_id = lti_jwks.registration_id AND n.id > lti_jwks.id),
-			lti_jwks.updated_at)
-		WHERE activates_at IS NULL AND active = ?
-			AND NOT EXISTS (SELECT 1 FROM platform_registrations r WHERE r.jwk_id = lti_jwks.id)`, true).Error; err != nil {
-		return err
-	}
-	if err := db.Exec(`UPDATE lti_jwks SET retired_at = updated_at
-		WHERE activates_at IS NULL AND active = ? AND retired_at IS NULL`, false).Error; err != nil {
-		return err
-	}
-	if err := db.Exec(`UPDATE lti_jwks SET activates_at = created_at WHERE activates_at IS NULL`).Error; err != nil {
-		return err
-	}
-	return nil
-}
 
 // registerStatementHook calls hook after every statement of every kind.
 func registerStatementHook(db *gorm.DB, hook func(context.Context)) error {

@@ -145,7 +145,12 @@ func TestLogger(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			var buf bytes.Buffer
 			log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-			s := openStore(t, b.url(t), storage.WithLogger(log))
+			url := b.url(t)
+			// Migrating logs what it applies: see TestMigrationLog.
+			if _, err := storage.Migrate(t.Context(), url); err != nil {
+				t.Fatal(err)
+			}
+			s := openStore(t, url, storage.WithLogger(log))
 			ctx := t.Context()
 
 			reg, key := fixture("marker-one")

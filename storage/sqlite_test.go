@@ -86,21 +86,30 @@ func TestSQLiteSchemaOfEarlierRelease(t *testing.T) {
 // wrote and gets back exactly what that release read, then lets due
 // transitions run against its stored times.
 func TestSQLiteDataOfEarlierRelease(t *testing.T) {
+	url := "sqlite://" + copyFile(t, filepath.Join(earlierRelease, "data.db"), t.TempDir())
+	checkEarlierData(t, url, filepath.Join(earlierRelease, "data.json"))
+}
+
+// checkEarlierData opens the database at url, which an earlier release
+// wrote with the scenario of testdata/sqlite-v1, and checks that it reads
+// back what that release read (recorded in the file golden), and that
+// transitions then fall due at the stored times.
+func checkEarlierData(t *testing.T, url, golden string) {
+	t.Helper()
 	var want struct {
 		Version       int64
 		Registrations []storage.Registration
 		Deleted       []string
 		Keys          []storage.Key
 	}
-	golden, err := os.ReadFile(filepath.Join(earlierRelease, "data.json"))
+	text, err := os.ReadFile(golden)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(golden, &want); err != nil {
+	if err := json.Unmarshal(text, &want); err != nil {
 		t.Fatal(err)
 	}
 	clock := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
-	url := "sqlite://" + copyFile(t, filepath.Join(earlierRelease, "data.db"), t.TempDir())
 	s := openStore(t, url, storage.WithClock(func() time.Time { return clock }))
 	ctx := t.Context()
 
