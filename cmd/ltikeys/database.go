@@ -36,9 +36,24 @@ type storeOptions struct {
 }
 
 func (o *storeOptions) register(flags *pflag.FlagSet) {
+	o.registerDatabase(flags)
+	flags.StringVar(&o.masterKeyFile, "master-key-file", "", "file of master keys, one id:base64key line each, first is primary (mode 0600); or set "+masterKeysEnv)
+}
+
+// registerDatabase registers the flags that locate the database alone, for
+// commands that never open a private key.
+func (o *storeOptions) registerDatabase(flags *pflag.FlagSet) {
 	flags.StringVar(&o.databaseURL, databaseURLFlag, "", "database URL: postgres://… or a keyword=value connection string for PostgreSQL, or sqlite://PATH; empty means the embedded SQLite database in --data-dir")
 	flags.StringVar(&o.dataDir, "data-dir", "./ltikeys-data", "directory for the embedded database and generated local secrets")
-	flags.StringVar(&o.masterKeyFile, "master-key-file", "", "file of master keys, one id:base64key line each, first is primary (mode 0600); or set "+masterKeysEnv)
+}
+
+// url returns the database URL: --database-url, or the embedded database's
+// in --data-dir.
+func (o *storeOptions) url() string {
+	if o.databaseURL == "" {
+		return storage.DefaultSQLiteURL(o.dataDir)
+	}
+	return o.databaseURL
 }
 
 // embedded reports whether the configured database is the embedded SQLite one.
@@ -47,11 +62,7 @@ func (o *storeOptions) embedded() bool {
 }
 
 func (o *storeOptions) openStore(ctx context.Context, log *slog.Logger) (storage.Store, error) {
-	url := o.databaseURL
-	if url == "" {
-		url = storage.DefaultSQLiteURL(o.dataDir)
-	}
-	store, err := storage.Open(ctx, url, storage.WithLogger(log.With("component", "storage")))
+	store, err := storage.Open(ctx, o.url(), storage.WithLogger(log.With("component", "storage")))
 	if err != nil {
 		// storage's errors quote no part of the URL.
 		return nil, fmt.Errorf("--%s: %w", databaseURLFlag, err)

@@ -1,7 +1,8 @@
 // Command ltikeys runs the ltikeys key service and its maintenance commands.
 //
-//	ltikeys serve    run the gRPC API and the public JWKS
-//	ltikeys rewrap   re-seal every private key under the primary master key
+//	ltikeys serve     run the gRPC API and the public JWKS
+//	ltikeys rewrap    re-seal every private key under the primary master key
+//	ltikeys migrate   show or apply the database schema's migrations
 //
 // Every flag can also be set through an LTIKEYS_ environment variable
 // (--grpc-addr is LTIKEYS_GRPC_ADDR); a flag given on the command line wins.

@@ -62,6 +62,9 @@ type process struct {
 	metricsAddr string
 	stderr      *logBuffer
 	done        chan error
+	// started is closed once serve has logged the message it was started
+	// to wait for (see spawnServe).
+	started chan struct{}
 }
 
 // logBuffer holds what serve writes to stderr; it may be read while serve
@@ -139,6 +142,16 @@ func startServe(t *testing.T, dir string, env []string, args ...string) *process
 // ready) with the listeners' addresses.
 func startServeUntil(t *testing.T, dir string, env []string, msg string, args ...string) *process {
 	t.Helper()
+	p := spawnServe(t, dir, env, msg, args...)
+	p.waitStarted(t)
+	return p
+}
+
+// spawnServe starts `ltikeys serve` on free ports and returns at once; its
+// started channel closes when serve logs msg with the listeners'
+// addresses.
+func spawnServe(t *testing.T, dir string, env []string, msg string, args ...string) *process {
+	t.Helper()
 	args = append([]string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-format", "json"}, args...)
 	cmd := command(context.Background(), dir, env, args...)
 	pipe, err := cmd.StderrPipe()
@@ -148,8 +161,7 @@ func startServeUntil(t *testing.T, dir string, env []string, msg string, args ..
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: cmd, stderr: &logBuffer{}, done: make(chan error, 1)}
-	ready := make(chan struct{})
+	p := &process{cmd: cmd, stderr: &logBuffer{}, done: make(chan error, 1), started: make(chan struct{})}
 	go func() {
 		seen := false
 		sc := bufio.NewScanner(pipe)
@@ -161,7 +173,7 @@ func startServeUntil(t *testing.T, dir string, env []string, msg string, args ..
 				p.grpcAddr, _ = rec["grpc_addr"].(string)
 				p.httpAddr, _ = rec["http_addr"].(string)
 				p.metricsAddr, _ = rec["metrics_addr"].(string)
-				close(ready)
+				close(p.started)
 				seen = true
 			}
 		}
@@ -170,15 +182,21 @@ func startServeUntil(t *testing.T, dir string, env []string, msg string, args ..
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 	})
+	return p
+}
+
+// waitStarted waits until serve has logged the message spawnServe was
+// given, failing the test if it exits first or takes over 60s.
+func (p *process) waitStarted(t *testing.T) {
+	t.Helper()
 	select {
-	case <-ready:
-		return p
+	case <-p.started:
 	case err := <-p.done:
+		p.done <- err
 		t.Fatalf("serve exited before serving: %v\n%s", err, p.stderr)
 	case <-time.After(60 * time.Second):
 		t.Fatalf("serve did not start in time\n%s", p.stderr)
 	}
-	return nil
 }
 
 // stop sends SIGTERM and waits for a clean exit.

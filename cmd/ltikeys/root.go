@@ -39,7 +39,7 @@ token it generated in ./ltikeys-data/admin.token.`,
 		},
 	}
 	root.PersistentFlags().String(configFlag, "", "YAML file of flag-name: value settings; flags and environment variables win over it [$"+envName(configFlag)+"]")
-	root.AddCommand(newServeCommand(), newRewrapCommand())
+	root.AddCommand(newServeCommand(), newRewrapCommand(), newMigrateCommand())
 	root.AddCommand(clientCommands()...)
 	return root
 }

@@ -104,7 +104,10 @@ needs a restart, as does every other setting.
 
 With no flags it uses an embedded SQLite database in --data-dir and, on first
 start, generates a master key file and an admin API token there (the token
-in admin.token). Before accepting requests it checks that every stored
+in admin.token). Before accepting requests it applies pending schema
+migrations (see "ltikeys migrate --help"; replicas starting together wait
+for one another, and each migration runs once), refuses a schema that a
+later release wrote, and checks that every stored
 private key opens with the configured master keys and refuses to start,
 naming the missing key, if one does not.`,
 		Args: cobra.NoArgs,
