@@ -30,10 +30,11 @@ const RegistrationJWKSPath = "/registrations/{registration_id}/jwks.json"
 
 // NewHTTPHandler returns the public HTTP handler: GET (and HEAD) of the JWKS
 // and of each registration's JWKS, through the grpc-gateway calling jwks in
-// process (no network hop), of /healthz, and of /readyz, which answers 200
-// while ready returns nil and 503 otherwise (a nil ready is always ready).
-// ready must not query the database, as anyone may call /readyz at any
-// rate; its error is never shown: the listener is public.
+// process (no network hop) unless jwks answers from memory (see below), of
+// /healthz, and of /readyz, which answers 200 while ready returns nil and
+// 503 otherwise (a nil ready is always ready). ready must not query the
+// database, as anyone may call /readyz at any rate; its error is never
+// shown: the listener is public.
 //
 // JWKS responses carry the headers JwksService sets (ETag, Cache-Control,
 // Vary, Content-Encoding, Content-Length), and a matching If-None-Match is
@@ -43,10 +44,12 @@ const RegistrationJWKSPath = "/registrations/{registration_id}/jwks.json"
 // travel in process (see httpExchange), not as gRPC metadata. jwks is
 // called without the request's cancellation: it answers from memory.
 //
-// When jwks has a ServeNotModified method, as JwksService has, a
-// conditional request is first offered to it, and the gateway is called
-// only if it did not answer 304: revalidating an unchanged key set, what a
-// platform's cache does most, then costs no gateway round trip.
+// When jwks has a ServeFromMemory method, as JwksService has, each JWKS
+// request is first offered to it, and the gateway is called only for what
+// it declined: a document in memory, 200 or 304, then costs no gateway
+// round trip (which would cost more than the rest of the request), and the
+// gateway route answers the rest (a key set not loaded yet, an unknown
+// registration, a malformed id) with the status its error maps to.
 //
 // Nothing else is served. Routing is by exact path: a path that is not
 // byte-for-byte /.well-known/jwks.json, /healthz, /readyz or
@@ -81,14 +84,15 @@ func NewHTTPHandler(ctx context.Context, jwks ltikeysv1.JwksServiceServer, ready
 		}
 		writeText(w, http.StatusOK, "ok\n")
 	})
-	revalidate, _ := jwks.(notModifiedServer)
-	return exactPaths(revalidate, gw, health), nil
+	fromMemory, _ := jwks.(memoryServer)
+	return exactPaths(fromMemory, gw, health), nil
 }
 
-// notModifiedServer is a JwksServiceServer that answers conditional
-// requests itself, as JwksService does (see JwksService.ServeNotModified).
-type notModifiedServer interface {
-	ServeNotModified(w http.ResponseWriter, r *http.Request) bool
+// memoryServer is a JwksServiceServer that answers HTTP requests for the
+// documents it holds itself, as JwksService does (see
+// JwksService.ServeFromMemory).
+type memoryServer interface {
+	ServeFromMemory(w http.ResponseWriter, r *http.Request) bool
 }
 
 // outgoingJWKSHeader maps JwksService's response metadata to headers.
@@ -200,12 +204,12 @@ func setHeaderFields(h http.Header, fields []headerField) {
 }
 
 // exactPaths routes by exact path, with nothing escaped: GET and HEAD of
-// JWKSPath and of a registration's JWKS path to revalidate (when not nil),
+// JWKSPath and of a registration's JWKS path to fromMemory (when not nil),
 // then, unless it answered, to gw; HealthzPath and ReadyzPath to health;
 // 405 for other methods on the JWKS paths, and 404 to every other request,
 // so no handler ever cleans, unescapes or redirects a path. Each path is
 // checked once.
-func exactPaths(revalidate notModifiedServer, gw, health http.Handler) http.Handler {
+func exactPaths(fromMemory memoryServer, gw, health http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch p := r.URL.Path; {
 		case r.URL.RawPath != "":
@@ -213,7 +217,7 @@ func exactPaths(revalidate notModifiedServer, gw, health http.Handler) http.Hand
 		case p == JWKSPath || isRegistrationJWKSPath(p):
 			switch r.Method {
 			case http.MethodGet, http.MethodHead:
-				if revalidate != nil && revalidate.ServeNotModified(w, r) {
+				if fromMemory != nil && fromMemory.ServeFromMemory(w, r) {
 					return
 				}
 				gw.ServeHTTP(w, gatewayRequest(r))

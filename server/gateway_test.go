@@ -307,7 +307,7 @@ func TestJWKSHeadersFromMetadata(t *testing.T) {
 }
 
 // countingJwks is a JwksService counting the calls that reach it through
-// the gateway; its ServeNotModified is the service's own.
+// the gateway; its ServeFromMemory is the service's own.
 type countingJwks struct {
 	*server.JwksService
 	calls atomic.Int64
@@ -323,21 +323,23 @@ func (c *countingJwks) GetRegistrationJwks(ctx context.Context, req *ltikeysv1.G
 	return c.JwksService.GetRegistrationJwks(ctx, req)
 }
 
-// TestNotModifiedBeforeTheGateway: the public handler answers a matching
-// If-None-Match with JwksService's ServeNotModified, without a call through
-// the gateway, and that answer is the one the gateway gives: same status,
-// headers and (empty) body, for both JWKS paths, both representations, GET
-// and HEAD. Whatever it does not answer reaches the gateway.
-func TestNotModifiedBeforeTheGateway(t *testing.T) {
+// TestFromMemoryBeforeTheGateway: the public handler answers every GET and
+// HEAD of a document in memory with JwksService's ServeFromMemory, 200 or
+// 304, without a call through the gateway, and that answer is the one the
+// gateway gives: same status, headers and body, for both JWKS paths, both
+// representations and any If-None-Match. What it does not hold (an unknown
+// registration, an id that is not a UUID, a key set not loaded yet) is the
+// gateway's to refuse.
+func TestFromMemoryBeforeTheGateway(t *testing.T) {
 	ctx := context.Background()
 	env := newTestEnvWith(t, storagetest.SQLiteURL(t), testKeyring)
-	reg := env.mustCreate(t, "not-modified")
+	reg := env.mustCreate(t, "from-memory")
 	svc := &countingJwks{JwksService: server.NewJwksService(env.jwks, server.WithMaxAge(90*time.Second))}
 	direct, err := server.NewHTTPHandler(ctx, svc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The same service without its ServeNotModified: the gateway answers all.
+	// The same service without its ServeFromMemory: the gateway answers all.
 	viaGateway, err := server.NewHTTPHandler(ctx, struct{ ltikeysv1.JwksServiceServer }{svc.JwksService}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -349,14 +351,21 @@ func TestNotModifiedBeforeTheGateway(t *testing.T) {
 		h.ServeHTTP(rec, req)
 		return rec
 	}
+	same := func(name string, got, fromGateway *httptest.ResponseRecorder) {
+		t.Helper()
+		if got.Code != fromGateway.Code || !reflect.DeepEqual(got.Header(), fromGateway.Header()) || !bytes.Equal(got.Body.Bytes(), fromGateway.Body.Bytes()) {
+			t.Errorf("%s = %d %v %d bytes; the gateway answers %d %v %d bytes",
+				name, got.Code, got.Header(), got.Body.Len(), fromGateway.Code, fromGateway.Header(), fromGateway.Body.Len())
+		}
+	}
 
 	for _, path := range []string{server.JWKSPath, "/registrations/" + reg.GetRegistration().GetId() + "/jwks.json"} {
-		for _, encoding := range []string{"", "gzip"} {
+		for _, encoding := range []string{"", "gzip", "gzip;q=0"} {
 			header := http.Header{}
 			if encoding != "" {
 				header.Set("Accept-Encoding", encoding)
 			}
-			etag := serve(direct, http.MethodGet, path, header).Header().Get("ETag")
+			etag := serve(viaGateway, http.MethodGet, path, header).Header().Get("ETag")
 			for _, method := range []string{http.MethodGet, http.MethodHead} {
 				for inm, want := range map[string]int{
 					etag:               http.StatusNotModified,
@@ -373,22 +382,43 @@ func TestNotModifiedBeforeTheGateway(t *testing.T) {
 					before := svc.calls.Load()
 					got, fromGateway := serve(direct, method, path, h), serve(viaGateway, method, path, h)
 					name := fmt.Sprintf("%s %s, Accept-Encoding %q, If-None-Match %q", method, path, encoding, inm)
-					if got.Code != want || got.Code != fromGateway.Code || !reflect.DeepEqual(got.Header(), fromGateway.Header()) || !bytes.Equal(got.Body.Bytes(), fromGateway.Body.Bytes()) {
-						t.Errorf("%s = %d %v %d bytes; the gateway answers %d %v %d bytes; want %d",
-							name, got.Code, got.Header(), got.Body.Len(), fromGateway.Code, fromGateway.Header(), fromGateway.Body.Len(), want)
+					if got.Code != want {
+						t.Errorf("%s = %d, want %d", name, got.Code, want)
 					}
-					if calls := svc.calls.Load() - before; (want == http.StatusNotModified) != (calls == 0) {
-						t.Errorf("%s: %d calls through the gateway", name, calls)
+					same(name, got, fromGateway)
+					if calls := svc.calls.Load() - before; calls != 0 {
+						t.Errorf("%s: %d calls through the gateway, want none", name, calls)
 					}
 				}
 			}
 		}
 	}
 
-	// An unknown registration is the gateway's to refuse, tag or not.
-	unknown := "/registrations/" + uuid.NewString() + "/jwks.json"
-	if rec := serve(direct, http.MethodGet, unknown, http.Header{"If-None-Match": {"*"}}); rec.Code != http.StatusNotFound {
-		t.Errorf("GET %s with If-None-Match * = %d, want 404", unknown, rec.Code)
+	// What is not in memory is the gateway's to refuse, tag or not.
+	for path, want := range map[string]int{
+		"/registrations/" + uuid.NewString() + "/jwks.json": http.StatusNotFound,
+		"/registrations/abc-123/jwks.json":                  http.StatusBadRequest,
+	} {
+		for _, header := range []http.Header{{}, {"If-None-Match": {"*"}}} {
+			before := svc.calls.Load()
+			got, fromGateway := serve(direct, http.MethodGet, path, header), serve(viaGateway, http.MethodGet, path, header)
+			name := fmt.Sprintf("GET %s, If-None-Match %q", path, header.Get("If-None-Match"))
+			if got.Code != want {
+				t.Errorf("%s = %d, want %d", name, got.Code, want)
+			}
+			same(name, got, fromGateway)
+			if calls := svc.calls.Load() - before; calls != 1 {
+				t.Errorf("%s: %d calls through the gateway, want 1", name, calls)
+			}
+		}
+	}
+	notLoaded := &countingJwks{JwksService: server.NewJwksService(server.NewJWKSCache(env.store))}
+	handler, err := server.NewHTTPHandler(ctx, notLoaded, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec := serve(handler, http.MethodGet, server.JWKSPath, http.Header{}); rec.Code != http.StatusServiceUnavailable || notLoaded.calls.Load() != 1 {
+		t.Errorf("GET %s before the first refresh = %d after %d calls through the gateway, want 503 after 1", server.JWKSPath, rec.Code, notLoaded.calls.Load())
 	}
 }
 

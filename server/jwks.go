@@ -955,17 +955,17 @@ func (s *JwksService) GetRegistrationJwks(ctx context.Context, req *ltikeysv1.Ge
 	return s.respond(ctx, doc)
 }
 
-// ServeNotModified answers a GET or HEAD of a JWKS path (JWKSPath, or a
-// registration's as routed by NewHTTPHandler) with 304 Not Modified, from
-// memory, when its If-None-Match names the document the path serves: with
-// the headers of the representation the request would get, exactly as
-// GetJwks and GetRegistrationJwks answer it. It reports whether it
-// answered; otherwise (no If-None-Match, another tag, an unknown
-// registration, a key set not loaded yet, another path) it writes nothing,
-// and the request is for the gateway.
-func (s *JwksService) ServeNotModified(w http.ResponseWriter, r *http.Request) bool {
-	inm := r.Header["If-None-Match"]
-	if len(inm) == 0 || (r.Method != http.MethodGet && r.Method != http.MethodHead) || r.URL.RawPath != "" {
+// ServeFromMemory answers a GET or HEAD of a JWKS path (JWKSPath, or a
+// registration's as routed by NewHTTPHandler) from memory, exactly as
+// GetJwks and GetRegistrationJwks answer it through the gateway: 304 Not
+// Modified without a body when its If-None-Match names the document the
+// path serves, else 200 with the representation its Accept-Encoding
+// accepts, each with the same headers. It
+// reports whether it answered; otherwise (a key set not loaded yet, an id
+// that is not a UUID, an unknown registration, another method or path) it
+// writes nothing, and the request is for the gateway, which refuses it.
+func (s *JwksService) ServeFromMemory(w http.ResponseWriter, r *http.Request) bool {
+	if (r.Method != http.MethodGet && r.Method != http.MethodHead) || r.URL.RawPath != "" {
 		return false
 	}
 	var doc *jwksDoc
@@ -977,14 +977,25 @@ func (s *JwksService) ServeNotModified(w http.ResponseWriter, r *http.Request) b
 	if doc == nil {
 		return false
 	}
-	if !notModified(inm, doc) {
-		return false
+	body, h := doc.representation(acceptsGzip(r.Header["Accept-Encoding"]), s.cacheControl)
+	header := w.Header()
+	if inm := r.Header["If-None-Match"]; len(inm) > 0 && notModified(inm, doc) {
+		setHeaderFields(header, h.httpNotMod)
+		w.WriteHeader(http.StatusNotModified)
+		return true
 	}
-	_, h := doc.representation(acceptsGzip(r.Header["Accept-Encoding"]), s.cacheControl)
-	setHeaderFields(w.Header(), h.httpNotMod)
-	w.WriteHeader(http.StatusNotModified)
+	setHeaderFields(header, h.httpOK)
+	header["Content-Type"] = jwksContentTypeHeader
+	_, _ = w.Write(body) // net/http sends no body in answer to a HEAD
 	return true
 }
+
+// jwksContentType is the media type of every JWKS response body;
+// jwksContentTypeHeader is the header value, shared by every response, so
+// full to capacity (see setHeaderFields).
+const jwksContentType = "application/json"
+
+var jwksContentTypeHeader = []string{jwksContentType}
 
 // respond picks the representation of doc the request accepts, answers a
 // matching If-None-Match with an empty not-modified body, and sets the
@@ -1018,7 +1029,7 @@ func (s *JwksService) respond(ctx context.Context, doc *jwksDoc) (*httpbody.Http
 	if unchanged {
 		body = nil
 	}
-	return &httpbody.HttpBody{ContentType: "application/json", Data: body}, nil
+	return &httpbody.HttpBody{ContentType: jwksContentType, Data: body}, nil
 }
 
 // notModified reports whether an If-None-Match header list names either

@@ -26,14 +26,14 @@ type deferredKeyService struct{ ltikeysv1.KeyServiceServer }
 // deferredJwksService is the JwksService registered before start-up ends.
 type deferredJwksService struct{ ltikeysv1.JwksServiceServer }
 
-// ServeNotModified lets the HTTP handler answer conditional requests with
-// the service's ServeNotModified, before the gateway (see
-// server.NewHTTPHandler).
-func (d *deferredJwksService) ServeNotModified(w http.ResponseWriter, r *http.Request) bool {
+// ServeFromMemory lets the HTTP handler answer JWKS requests with the
+// service's ServeFromMemory, before the gateway (see server.NewHTTPHandler).
+// Before start-up has set the service it answers none.
+func (d *deferredJwksService) ServeFromMemory(w http.ResponseWriter, r *http.Request) bool {
 	s, ok := d.JwksServiceServer.(interface {
-		ServeNotModified(http.ResponseWriter, *http.Request) bool
+		ServeFromMemory(http.ResponseWriter, *http.Request) bool
 	})
-	return ok && s.ServeNotModified(w, r)
+	return ok && s.ServeFromMemory(w, r)
 }
 
 // startGate answers requests for a JWK Set with 503 until health is

@@ -16,15 +16,15 @@ type notModifiedJwks struct {
 	ltikeysv1.UnimplementedJwksServiceServer
 }
 
-func (notModifiedJwks) ServeNotModified(w http.ResponseWriter, _ *http.Request) bool {
+func (notModifiedJwks) ServeFromMemory(w http.ResponseWriter, _ *http.Request) bool {
 	w.WriteHeader(http.StatusNotModified)
 	return true
 }
 
-// TestDeferredJwksServiceServesNotModified: serve's placeholder passes the
-// HTTP handler's conditional requests on to the service's ServeNotModified
-// once start-up has set it, and answers none before.
-func TestDeferredJwksServiceServesNotModified(t *testing.T) {
+// TestDeferredJwksServiceServesFromMemory: serve's placeholder passes the
+// HTTP handler's JWKS requests on to the service's ServeFromMemory once
+// start-up has set it, and answers none before.
+func TestDeferredJwksServiceServesFromMemory(t *testing.T) {
 	var jwks deferredJwksService
 	handler, err := server.NewHTTPHandler(context.Background(), &jwks, nil)
 	if err != nil {
@@ -32,7 +32,7 @@ func TestDeferredJwksServiceServesNotModified(t *testing.T) {
 	}
 	req := httptest.NewRequest(http.MethodGet, server.JWKSPath, nil)
 	req.Header.Set("If-None-Match", "*")
-	if jwks.ServeNotModified(httptest.NewRecorder(), req) {
+	if jwks.ServeFromMemory(httptest.NewRecorder(), req) {
 		t.Error("the placeholder answered before start-up")
 	}
 	jwks.JwksServiceServer = notModifiedJwks{}
