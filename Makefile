@@ -56,6 +56,10 @@ bench: ## Benchmarks and the loopback load driver, baselines measured in the sam
 	$(GO) test -run '^$$' -bench 'JWKSRebuild|JWKSRotation|JWKSHandler|KeyCacheMemory' -benchmem ./server
 	$(GO) run ./cmd/ltikeys-load $(LOADFLAGS)
 
+.PHONY: bench-http
+bench-http: ## The JWKS over HTTP: ltikeys serve and a bare net/http server pinned to one core, wrk on the other (needs wrk; docs/benchmarks.md).
+	bench/http.sh $(HTTPBENCHFLAGS)
+
 .PHONY: bench-pool
 bench-pool: ## CreateRegistration and RotateKey with and without the key pool, 2048 and 4096 bits (docs/benchmarks.md).
 	$(GO) test -run '^$$' -bench '^BenchmarkKeyPool$$' -benchtime 10x ./server/

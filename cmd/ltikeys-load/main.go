@@ -1,11 +1,17 @@
 // Command ltikeys-load measures ltikeys' hot paths against bare baselines in
 // the same run, on loopback only: the JWKS through the public HTTP handler
-// (the grpc-gateway calling JwksService) against a bare net/http handler
-// writing the same bytes, and a warm GetToolKey over gRPC (through serve's
-// interceptor chain) against a bare grpc-go unary handler returning a
-// message of the same size. It prints requests per second, the ratio to the
-// baseline, and p50/p99 latencies. Client and server share the machine, so
-// ratios are what to compare across machines, not absolute numbers.
+// (JwksService answering from memory; and, for comparison, through the
+// grpc-gateway alone) against a bare net/http handler writing the same
+// bytes with the same headers, and a warm GetToolKey over gRPC (through
+// serve's interceptor chain) against a bare grpc-go unary handler returning
+// a message of the same size. It prints requests per second, the ratio to the
+// baseline, and p50/p99 latencies. Client and server share the machine, and
+// the client's own cost caps both sides of a ratio, so ratios are what to
+// compare across machines, not absolute numbers.
+//
+// "ltikeys-load pinned" measures the real ltikeys binary over HTTP instead,
+// pinned to one core and loaded by wrk from the other (see pinned.go), and
+// "ltikeys-load serve-copy" is the bare server it compares it with.
 package main
 
 import (
@@ -46,10 +52,20 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 {
+		sub := map[string]func([]string) error{"pinned": runPinned, "serve-copy": runServeCopy}[os.Args[1]]
+		if sub != nil {
+			if err := sub(os.Args[2:]); err != nil {
+				fmt.Fprintln(os.Stderr, "ltikeys-load:", err)
+				os.Exit(1)
+			}
+			return
+		}
+	}
 	duration := flag.Duration("duration", time.Second, "how long each measurement runs")
 	rounds := flag.Int("rounds", 6, "how many times each baseline/subject pair is measured, alternating")
 	conns := flag.Int("c", 32, "concurrent connections (HTTP) or in-flight calls (gRPC)")
-	flag.Func("run", "measure only the pairs whose section and subject (\"JWKS, 3 keys (1366 bytes): gateway, 200\") match this regular expression", func(expr string) (err error) {
+	flag.Func("run", "measure only the pairs whose section and subject (\"JWKS, 3 keys (1366 bytes): public handler, 200\") match this regular expression", func(expr string) (err error) {
 		only, err = regexp.Compile(expr)
 		return err
 	})
@@ -125,17 +141,14 @@ func run(duration time.Duration, rounds, conns int, withMetrics bool) error {
 			return err
 		}
 		doc := jwks.Document()
-		handler, err := server.NewHTTPHandler(ctx, server.NewJwksService(jwks), jwks.Ready)
+		svc := server.NewJwksService(jwks)
+		handler, err := server.NewHTTPHandler(ctx, svc, jwks.Ready)
 		if err != nil {
 			return err
 		}
-		bare := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			h := w.Header()
-			h.Set("Content-Type", "application/json")
-			h.Set("Content-Length", strconv.Itoa(len(doc)))
-			_, _ = w.Write(doc)
-		})
-		bareAddr, stopBare, err := serveHTTP(bare)
+		// The same service without its ServeFromMemory: the gateway answers
+		// every request.
+		gateway, err := server.NewHTTPHandler(ctx, struct{ ltikeysv1.JwksServiceServer }{svc}, jwks.Ready)
 		if err != nil {
 			return err
 		}
@@ -143,30 +156,49 @@ func run(duration time.Duration, rounds, conns int, withMetrics bool) error {
 		if err != nil {
 			return err
 		}
-		etag, err := fetchETag(gwAddr)
+		gatewayAddr, stopGateway, err := serveHTTP(metrics.InstrumentJWKS(gateway))
+		if err != nil {
+			return err
+		}
+		etag, okHeader, err := fetchIdentity(gwAddr)
+		if err != nil {
+			return err
+		}
+		// The baseline writes the same bytes with the same headers.
+		bare := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			h := w.Header()
+			for k, v := range okHeader {
+				h[k] = v
+			}
+			_, _ = w.Write(doc)
+		})
+		bareAddr, stopBare, err := serveHTTP(bare)
 		if err != nil {
 			return err
 		}
 		section := fmt.Sprintf("JWKS, %d keys (%d bytes)", n, len(doc))
 		plain := httpRequest(server.JWKSPath, "")
 		bareOK := measurement{"bare net/http handler, 200", func() result { return loadHTTP(bareAddr, plain, conns, duration) }}
-		gatewayOK := measurement{"gateway, 200", func() result { return loadHTTP(gwAddr, plain, conns, duration) }}
+		publicOK := measurement{"public handler, 200", func() result { return loadHTTP(gwAddr, plain, conns, duration) }}
 		notModified := func(name string) measurement {
 			req := httpRequest(server.JWKSPath, "If-None-Match: "+etag+"\r\n")
 			return measurement{name, func() result { return loadHTTP(gwAddr, req, conns, duration) }}
 		}
-		comparePair(section, rounds, bareOK, gatewayOK)
-		comparePair(section, rounds, bareOK, notModified("If-None-Match → 304, before the gateway"))
-		comparePair(section, rounds, gatewayOK, notModified("304 (baseline: gateway 200)"))
+		comparePair(section, rounds, bareOK, publicOK)
+		comparePair(section, rounds, bareOK, notModified("public handler, If-None-Match → 304"))
+		comparePair(section, rounds, publicOK, notModified("304 (baseline: public handler 200)"))
+		comparePair(section, rounds, bareOK,
+			measurement{"the gateway alone, 200", func() result { return loadHTTP(gatewayAddr, plain, conns, duration) }})
 		if n == 3 {
 			comparePair(section, rounds, bareOK,
-				measurement{"gateway, per-registration JWKS, 200", func() result {
+				measurement{"public handler, per-registration JWKS, 200", func() result {
 					return loadHTTP(gwAddr, httpRequest("/registrations/"+regID+"/jwks.json", ""), conns, duration)
 				}},
 			)
 		}
 		stopBare()
 		stopGW()
+		stopGateway()
 	}
 
 	// 2. A warm GetToolKey over gRPC, through serve's interceptor chain,
@@ -313,7 +345,7 @@ func compareGetToolKey(ctx context.Context, dir string, keyring *crypto.Keyring,
 }
 
 // only, when set, selects the pairs to measure by their section and
-// subject's name ("JWKS, 3 keys (1366 bytes): gateway, 200").
+// subject's name ("JWKS, 3 keys (1366 bytes): public handler, 200").
 var only *regexp.Regexp
 
 // printedSection is the section whose heading was printed last.
@@ -378,7 +410,7 @@ func comparePair(section string, rounds int, base, subject measurement) {
 	}
 	br, sr := merge(b), merge(s)
 	line := func(name string, r result) {
-		fmt.Printf("  %-40s %9.0f req/s  p50 %8s  p99 %8s", name, r.rps(), r.quantile(0.50).Round(time.Microsecond), r.quantile(0.99).Round(time.Microsecond))
+		fmt.Printf("  %-44s %9.0f req/s  p50 %8s  p99 %8s", name, r.rps(), r.quantile(0.50).Round(time.Microsecond), r.quantile(0.99).Round(time.Microsecond))
 		if r.errors > 0 {
 			fmt.Printf("  (%d errors)", r.errors)
 		}
@@ -387,7 +419,7 @@ func comparePair(section string, rounds int, base, subject measurement) {
 	line(base.name, br)
 	line(subject.name, sr)
 	slices.Sort(ratios)
-	fmt.Printf("  %-40s %9.2fx  (rounds: %.2f–%.2f, median %.2f)\n", "ratio", sr.rps()/br.rps(), ratios[0], ratios[len(ratios)-1], ratios[len(ratios)/2])
+	fmt.Printf("  %-44s %9.2fx  (rounds: %.2f–%.2f, median %.2f)\n", "ratio", sr.rps()/br.rps(), ratios[0], ratios[len(ratios)-1], ratios[len(ratios)/2])
 }
 
 func serveHTTP(h http.Handler) (string, func(), error) {
@@ -413,24 +445,20 @@ func httpRequest(path, extraHeaders string) []byte {
 	return []byte("GET " + path + " HTTP/1.1\r\nHost: load\r\nUser-Agent: ltikeys-load\r\n" + extraHeaders + "\r\n")
 }
 
-func fetchETag(addr string) (string, error) {
-	resp, err := http.Get("http://" + addr + server.JWKSPath)
-	if err != nil {
-		return "", err
-	}
-	resp.Body.Close()
-	// The transport asked for gzip; ask again without, for the identity tag.
+// fetchIdentity GETs the JWKS from addr without asking for an encoding,
+// as the load does, and returns its ETag and headers (but Date).
+func fetchIdentity(addr string) (string, http.Header, error) {
 	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+server.JWKSPath, nil)
-	req.Header.Set("Accept-Encoding", "identity")
-	resp, err = http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Transport: &http.Transport{DisableCompression: true}}).Do(req)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	resp.Body.Close()
+	resp.Header.Del("Date")
 	if etag := resp.Header.Get("ETag"); etag != "" {
-		return etag, nil
+		return etag, resp.Header, nil
 	}
-	return "", errors.New("the gateway sent no ETag")
+	return "", nil, errors.New("the public handler sent no ETag")
 }
 
 // loadHTTP keeps conns keep-alive connections busy with request for
