@@ -12,6 +12,9 @@
 // "ltikeys-load pinned" measures the real ltikeys binary over HTTP instead,
 // pinned to one core and loaded by wrk from the other (see pinned.go), and
 // "ltikeys-load serve-copy" is the bare server it compares it with.
+// "ltikeys-load startup" times the real binary's start-up on PostgreSQL
+// databases of many keys, and reads its memory once ready (see
+// startup.go).
 package main
 
 import (
@@ -53,7 +56,7 @@ import (
 
 func main() {
 	if len(os.Args) > 1 {
-		sub := map[string]func([]string) error{"pinned": runPinned, "serve-copy": runServeCopy}[os.Args[1]]
+		sub := map[string]func([]string) error{"pinned": runPinned, "serve-copy": runServeCopy, "startup": runStartup}[os.Args[1]]
 		if sub != nil {
 			if err := sub(os.Args[2:]); err != nil {
 				fmt.Fprintln(os.Stderr, "ltikeys-load:", err)
