@@ -106,6 +106,16 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (Store, error
 		return nil, errors.Join(err, s.Close())
 	}
 	if b.name == postgresBackend.name {
+		// Keep as many connections as concurrent callers use: with
+		// database/sql's default of two idle ones, every call beyond two
+		// at a time closes its connection after use, and the next one
+		// opens another (a new server process on PostgreSQL).
+		sqlDB, err := db.DB()
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("storage: %w", err), s.Close())
+		}
+		sqlDB.SetMaxIdleConns(maxIdleConns)
+		sqlDB.SetConnMaxIdleTime(connMaxIdleTime)
 		s.notify = true
 		log := o.log
 		if log == nil {
@@ -115,6 +125,15 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (Store, error
 	}
 	return s, nil
 }
+
+// The PostgreSQL connection pool keeps up to maxIdleConns connections
+// open while idle, each for at most connMaxIdleTime. The number of open
+// connections is not bounded here: PostgreSQL's max_connections (or a
+// connection pooler) is.
+const (
+	maxIdleConns    = 16
+	connMaxIdleTime = 5 * time.Minute
+)
 
 // Migrate brings the schema of the database at databaseURL up to
 // SchemaVersion, as Open does before it returns a store, and returns what
