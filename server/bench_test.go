@@ -2,9 +2,6 @@ package server_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -16,6 +13,7 @@ import (
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
 	"github.com/ltikeys/ltikeys/server"
 	"github.com/ltikeys/ltikeys/storage"
+	"github.com/ltikeys/ltikeys/storage/storagetest"
 )
 
 // memStore is a Store over fixed data, so benchmarks measure the server and
@@ -50,15 +48,11 @@ func (m *memStore) GetKey(_ context.Context, kid string) (storage.Key, error) {
 // halves are random 2048-bit odd moduli: valid to publish, never used.
 func syntheticKeys(b testing.TB, n int) []storage.Key {
 	keys := make([]storage.Key, n)
-	mod := make([]byte, 256)
 	for i := range keys {
-		rand.Read(mod)
-		mod[0] |= 0x80
-		mod[255] |= 1
 		kid := "synthetic-" + strconv.Itoa(i)
 		keys[i] = storage.Key{
 			KID: kid, Alg: "RS256", RegistrationID: uuid.NewString(), Active: true,
-			PublicJWK: fmt.Appendf(nil, `{"kty":"RSA","n":%q,"e":"AQAB","kid":%q,"alg":"RS256","use":"sig"}`, base64.RawURLEncoding.EncodeToString(mod), kid),
+			PublicJWK: storagetest.SyntheticPublicJWK(kid),
 		}
 	}
 	return keys

@@ -2,10 +2,7 @@ package server_test
 
 import (
 	"bytes"
-	crand "crypto/rand"
-	"encoding/base64"
 	"errors"
-	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -25,15 +22,10 @@ import (
 // public half is a random 2048-bit odd modulus: valid to publish, never
 // used to sign, and cheap to make.
 func publishableKey(registrationID string) storage.Key {
-	mod := make([]byte, 256)
-	crand.Read(mod)
-	mod[0] |= 0x80
-	mod[255] |= 1
 	kid := "replica-" + uuid.NewString()
 	return storage.Key{
 		KID: kid, Alg: "RS256", RegistrationID: registrationID,
-		PublicJWK: fmt.Appendf(nil, `{"kty":"RSA","n":%q,"e":"AQAB","kid":%q,"alg":"RS256","use":"sig"}`,
-			base64.RawURLEncoding.EncodeToString(mod), kid),
+		PublicJWK:  storagetest.SyntheticPublicJWK(kid),
 		PrivateJWK: []byte("not a sealed key: never opened"),
 	}
 }

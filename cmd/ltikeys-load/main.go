@@ -21,8 +21,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -52,6 +50,7 @@ import (
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
 	"github.com/ltikeys/ltikeys/server"
 	"github.com/ltikeys/ltikeys/storage"
+	"github.com/ltikeys/ltikeys/storage/storagetest"
 )
 
 func main() {
@@ -214,17 +213,11 @@ func run(duration time.Duration, rounds, conns int, withMetrics bool) error {
 func insertSyntheticKeys(ctx context.Context, store storage.Store, n int) error {
 	for i := range n {
 		id := uuid.NewString()
-		mod := make([]byte, 256)
-		if _, err := rand.Read(mod); err != nil {
-			return err
-		}
-		mod[0] |= 0x80
-		mod[255] |= 1
 		kid := "synthetic-" + strconv.Itoa(i)
-		pub := fmt.Sprintf(`{"kty":"RSA","n":%q,"e":"AQAB","kid":%q,"alg":"RS256","use":"sig"}`, base64.RawURLEncoding.EncodeToString(mod), kid)
+		pub := storagetest.SyntheticPublicJWK(kid)
 		reg := storage.Registration{ID: id, Issuer: "https://synthetic.example/" + id, ClientID: "c",
 			AuthEndpoint: "https://synthetic.example/a", JWKSURI: "https://synthetic.example/j", TokenEndpoint: "https://synthetic.example/t"}
-		key := storage.Key{KID: kid, Alg: "RS256", RegistrationID: id, PublicJWK: []byte(pub), PrivateJWK: []byte{0}}
+		key := storage.Key{KID: kid, Alg: "RS256", RegistrationID: id, PublicJWK: pub, PrivateJWK: []byte{0}}
 		if _, _, err := store.CreateRegistration(ctx, reg, key); err != nil {
 			return err
 		}
