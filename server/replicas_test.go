@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"errors"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -83,20 +82,7 @@ func TestReplicas(t *testing.T) {
 			t.Fatalf("Refresh: %v", err)
 		}
 	}
-	check := func(what string, err error, allowed ...error) {
-		for _, a := range allowed {
-			if errors.Is(err, a) {
-				return
-			}
-		}
-		switch {
-		case err == nil:
-		case errors.Is(err, storage.ErrConflict):
-			t.Errorf("%s gave up on conflicts: %v", what, err)
-		default:
-			t.Errorf("%s: %v", what, err)
-		}
-	}
+	check := func(what string, err error, allowed ...error) { conformance.CheckErr(t, what, err, allowed...) }
 
 	start := make(chan struct{})
 	var wg sync.WaitGroup

@@ -169,21 +169,7 @@ func testConcurrentReplicas(t *testing.T, open Opener) {
 		reg, _ := mustCreate(t, stores[i%replicas])
 		slot[i], live[reg.ID] = reg.ID, true
 	}
-	// check fails the test unless err is nil or one of allowed.
-	check := func(what string, err error, allowed ...error) {
-		for _, a := range allowed {
-			if errors.Is(err, a) {
-				return
-			}
-		}
-		switch {
-		case err == nil:
-		case errors.Is(err, storage.ErrConflict):
-			t.Errorf("%s gave up on conflicts: %v", what, err)
-		default:
-			t.Errorf("%s: %v", what, err)
-		}
-	}
+	check := func(what string, err error, allowed ...error) { CheckErr(t, what, err, allowed...) }
 
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -353,5 +339,26 @@ func checkRows(t *testing.T, s storage.Store, now time.Time, live map[string]boo
 	slices.Sort(activeRows)
 	if got := slices.Sorted(slices.Values(mustActiveKIDs(t, s))); !slices.Equal(got, activeRows) {
 		t.Errorf("ActiveKeys = %q,\nthe active rows are %q", got, activeRows)
+	}
+}
+
+// CheckErr fails t, without stopping it, unless err is nil or matches one
+// of allowed (errors.Is); an ErrConflict is reported as such, since the
+// store's retries should have absorbed it. what names the call. It is for
+// tests that run concurrent writes and accept each call's documented
+// sentinels; it may be called from any goroutine.
+func CheckErr(t testing.TB, what string, err error, allowed ...error) {
+	t.Helper()
+	for _, a := range allowed {
+		if errors.Is(err, a) {
+			return
+		}
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, storage.ErrConflict):
+		t.Errorf("%s gave up on conflicts: %v", what, err)
+	default:
+		t.Errorf("%s: %v", what, err)
 	}
 }
