@@ -96,6 +96,17 @@ check-generate: generate ## Fail if gen/ differs from what proto/ generates.
 		exit 1; \
 	fi
 
+# The Kubernetes manifests are checked by a module of their own, so that
+# this one does not depend on k8s.io: it decodes them strictly with the
+# Kubernetes API's types and checks them against bin/ltikeys's serve.
+CHECK_DEPLOY := deploy/kubernetes/check
+
+.PHONY: check-deploy
+check-deploy: build ## Check deploy/kubernetes/*.yaml: strict Kubernetes types, serve's flags, TLS, probes, no passwords.
+	cd $(CHECK_DEPLOY) && $(GO) vet ./...
+	cd $(CHECK_DEPLOY) && CHECK_LTIKEYS=$(CURDIR)/bin/ltikeys $(GO) test -count=1 $(GOTESTFLAGS) ./...
+	cd $(CHECK_DEPLOY) && $(GO) run . -ltikeys $(CURDIR)/bin/ltikeys $(CURDIR)/deploy/kubernetes/*.yaml
+
 .PHONY: tools
 tools: $(TOOLS) ## Install the pinned code generation tools into .bin/.
 
