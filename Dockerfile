@@ -6,7 +6,8 @@
 #   docker run --rm -p 127.0.0.1:50051:50051 -p 127.0.0.1:8080:8080 \
 #     -e LTIKEYS_INSECURE_ALLOW_PLAINTEXT=true ltikeys   # embedded SQLite, for a try
 #
-# .ci/run runs the build command below, verbatim, so CI exercises it.
+# The binary is built by `make build`, the Makefile's one build command,
+# which .ci/run runs too.
 
 FROM golang:1.27.3 AS build
 # go.mod's toolchain; the image's own Go is the same release.
@@ -15,7 +16,7 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o bin/ltikeys ./cmd/ltikeys
+RUN make build
 RUN mkdir -p /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot
