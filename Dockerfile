@@ -2,9 +2,25 @@
 # A static ltikeys binary on a distroless base: no shell, no package manager,
 # running as the unprivileged "nonroot" user (65532).
 #
+# To try it on your own machine: gRPC in plaintext, on loopback only, the
+# embedded SQLite database in an anonymous volume, and an API token of your
+# own, as the image has no shell to read the admin.token serve would
+# otherwise generate there. The container gets the token's SHA-256, the CLI
+# the token:
+#
 #   docker build -t ltikeys .
-#   docker run --rm -p 127.0.0.1:50051:50051 -p 127.0.0.1:8080:8080 \
-#     -e LTIKEYS_INSECURE_ALLOW_PLAINTEXT=true ltikeys   # embedded SQLite, for a try
+#   export LTIKEYS_TOKEN="ltk_$(openssl rand -hex 32)"    # the CLI sends it
+#   LTIKEYS_TOKENS="me:keys.admin,keys.read,keys.sign:$(printf %s "$LTIKEYS_TOKEN" | sha256sum | cut -d' ' -f1)" \
+#     docker run -d --rm --name ltikeys -e LTIKEYS_TOKENS -e LTIKEYS_INSECURE_ALLOW_PLAINTEXT=true \
+#     -p 127.0.0.1:50051:50051 -p 127.0.0.1:8080:8080 ltikeys
+#   bin/ltikeys registration list    # the CLI, from make build
+#   docker stop ltikeys
+#
+# Or start it without LTIKEYS_TOKENS, so that serve generates an admin
+# token in LTIKEYS_DATA_DIR, and run the CLI inside the container, where it
+# finds that token and sends it to the loopback server:
+#
+#   docker exec ltikeys /usr/local/bin/ltikeys registration list
 #
 # The binary is built by `make build`, the Makefile's one build command,
 # which .ci/run runs too.
