@@ -26,6 +26,9 @@ GOVULNCHECK_VERSION := v1.9.0
 VULNDB_VERSION      := v0.0.0-20261105234957-e22db6528018
 VULNDB              := $(BIN)/vulndb-$(VULNDB_VERSION)
 
+# grpcurl, for the README's API examples (make grpcurl) and make readme-test.
+GRPCURL_VERSION := v1.9.4
+
 TOOLS := $(BIN)/buf-$(BUF_VERSION) \
          $(BIN)/protoc-gen-go-$(PROTOC_GEN_GO_VERSION) \
          $(BIN)/protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION) \
@@ -50,6 +53,10 @@ run: ## Run the service with the embedded SQLite default, its HTTP listener as t
 .PHONY: test
 test: ## Run every test with the race detector (PostgreSQL tests skip if no server; CI requires it).
 	$(GO) test -race -count=1 $(GOTESTFLAGS) ./...
+
+.PHONY: readme-test
+readme-test: ## Run README.md's sh blocks in order against make run, in a fresh clone of HEAD (needs jq, curl, openssl, lsof).
+	.ci/readme-test
 
 .PHONY: bench-sign
 bench-sign: ## Benchmark SignJwt over gRPC against bare RS256 signing (docs/benchmarks.md).
@@ -114,6 +121,9 @@ check-deploy: build ## Check deploy/kubernetes/*.yaml: strict Kubernetes types, 
 .PHONY: tools
 tools: $(TOOLS) ## Install the pinned code generation tools into .bin/.
 
+.PHONY: grpcurl
+grpcurl: $(BIN)/grpcurl-$(GRPCURL_VERSION) ## Install the pinned grpcurl into .bin/, for the README's API examples.
+
 # Each tool is installed once per version; the unversioned name is a link to
 # the pinned binary so buf.gen.yaml can name plugins plainly.
 $(BIN)/buf-$(BUF_VERSION):
@@ -131,6 +141,10 @@ $(BIN)/protoc-gen-go-grpc-$(PROTOC_GEN_GO_GRPC_VERSION):
 $(BIN)/protoc-gen-grpc-gateway-$(PROTOC_GEN_GRPC_GATEWAY_VERSION):
 	GOBIN=$(BIN) $(GO) install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@$(PROTOC_GEN_GRPC_GATEWAY_VERSION)
 	mv $(BIN)/protoc-gen-grpc-gateway $@ && ln -sf $(notdir $@) $(BIN)/protoc-gen-grpc-gateway
+
+$(BIN)/grpcurl-$(GRPCURL_VERSION):
+	GOBIN=$(BIN) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+	mv $(BIN)/grpcurl $@ && ln -sf $(notdir $@) $(BIN)/grpcurl
 
 .PHONY: clean
 clean: ## Remove build outputs and installed tools.
