@@ -67,9 +67,19 @@ func (o *clientOptions) register(flags *pflag.FlagSet) {
 	flags.StringVar(&o.token, "token", "", "API token sent as 'authorization: Bearer' to --server, whatever it is; prefer "+tokenEnv+" (a command line is visible to other users); default: for a loopback --server and without --tls-client-cert, the token in <data-dir>/"+adminTokenFileName+", if that exists, else none")
 	markSecret(flags, "token")
 	flags.StringVar(&o.dataDir, "data-dir", "./ltikeys-data", "data directory of a local 'ltikeys serve', whose generated "+adminTokenFileName+" is sent when no token is given, but only to a loopback --server (127.0.0.0/8, [::1], localhost) and never with --tls-client-cert")
-	flags.StringVarP(&o.output, "output", "o", outputTable, "output format: table (for people) or json (the response as protobuf JSON, for scripts)")
 	flags.DurationVar(&o.timeout, "timeout", 30*time.Second, "deadline of the call")
+	// How to reach the server can come from the environment and a --config
+	// file; what to ask it, like -o, only from the command line.
+	for _, name := range connectionFlags {
+		addEnvTwin(flags.Lookup(name))
+	}
+	flags.StringVarP(&o.output, "output", "o", outputTable, "output format: table (for people) or json (the response as protobuf JSON, for scripts)")
 }
+
+// connectionFlags are the client flags that have environment twins: those
+// that say how to reach and authenticate to the server, the same for every
+// call. Every other flag of a client command has none.
+var connectionFlags = []string{"server", "tls", "tls-ca", "tls-client-cert", "tls-client-key", "tls-server-name", "token", "data-dir", "timeout"}
 
 // client is a connection to the gRPC API, authenticated.
 type client struct {
@@ -123,6 +133,15 @@ func (o *clientOptions) credentials() (credentials.TransportCredentials, error) 
 	if !o.usesTLS() {
 		return insecure.NewCredentials(), nil
 	}
+	cfg, err := o.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+// tlsConfig returns the TLS configuration the flags ask for.
+func (o *clientOptions) tlsConfig() (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: o.tlsServerName}
 	if o.tlsCA != "" {
 		pool, err := readCertPool("--tls-ca", o.tlsCA)
@@ -138,7 +157,7 @@ func (o *clientOptions) credentials() (credentials.TransportCredentials, error) 
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}
-	return credentials.NewTLS(cfg), nil
+	return cfg, nil
 }
 
 // bearer is the token a client command sends, and where it came from.
@@ -231,13 +250,13 @@ type keysMethod[Req, Resp any] func(ltikeysv1.KeyServiceClient, context.Context,
 // a header receiver, and turns a failure into an error that names the gRPC
 // code, the message and the request id the server logged it under.
 func callKeys[Req, Resp any](ctx context.Context, c *client, method keysMethod[Req, Resp], req Req) (Resp, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.opts.timeout)
+	callCtx, cancel := context.WithTimeout(ctx, c.opts.timeout)
 	defer cancel()
 	if c.auth != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", c.auth)
+		callCtx = metadata.AppendToOutgoingContext(callCtx, "authorization", c.auth)
 	}
 	var header metadata.MD
-	resp, err := method(ltikeysv1.NewKeyServiceClient(c.conn), ctx, req, grpc.Header(&header))
+	resp, err := method(ltikeysv1.NewKeyServiceClient(c.conn), callCtx, req, grpc.Header(&header))
 	if err == nil {
 		return resp, nil
 	}
@@ -247,8 +266,10 @@ func callKeys[Req, Resp any](ctx context.Context, c *client, method keysMethod[R
 	if len(ids) > 0 {
 		msg += " (request id " + ids[0] + ")"
 	}
-	if st.Code() == codes.Unavailable && len(ids) == 0 { // the server never answered
-		msg += fmt.Sprintf("\nis 'ltikeys serve' running and listening on %s? (--server, %s)", c.opts.server, envName("server"))
+	if st.Code() == codes.Unavailable && len(ids) == 0 { // no gRPC server answered
+		if hint := c.opts.transportHint(ctx); hint != "" {
+			msg += "\n" + hint
+		}
 	}
 	if st.Code() == codes.Unauthenticated {
 		msg += "\n" + c.bearer.unauthenticatedHint(c.opts.tlsClientCert != "")
@@ -536,7 +557,6 @@ func clientCommands() []*cobra.Command {
 // its subcommands.
 func addClientFlags(group *cobra.Command, o *clientOptions) {
 	o.register(group.PersistentFlags())
-	addEnvUsage(group.PersistentFlags())
 }
 
 // clientHelp is the part of every client command's help that explains how
@@ -553,6 +573,14 @@ flags from the directory serve was started in; that token never goes to
 another host, nor along with a client certificate. An UNAUTHENTICATED
 error names the token the call carried by where it came from (--token,
 LTIKEYS_TOKEN, the data directory, or no token), never the token itself.
+When no server answers, the error says what it found at --server instead:
+nothing listening, a TLS server (--tls), one that requires a client
+certificate, or the HTTP listener rather than the gRPC one.
+
+The flags that say how to reach the server (--server, --tls…, --token,
+--data-dir, --timeout) can also be set in the environment, as the
+[$LTIKEYS_…] after each shows, or in a --config file; the flags that say
+what to do are read from the command line only.
 
 Output is a table, or with -o json the response as protobuf JSON; control
 and format characters in either are printed escaped (\x1b, \u202e). On

@@ -52,7 +52,9 @@ func isSecret(f *pflag.Flag) bool {
 
 // resolveConfig sets every flag of cmd by precedence: the command line, then
 // its LTIKEYS_ environment twin, then the --config file, then the default,
-// recording where each value came from for --print-config.
+// recording where each value came from for --print-config. A flag without
+// an environment twin (see envAnnotation) is set from the command line or
+// not at all.
 func resolveConfig(cmd *cobra.Command) error {
 	flags := cmd.Flags()
 	flags.VisitAll(func(f *pflag.Flag) {
@@ -60,7 +62,7 @@ func resolveConfig(cmd *cobra.Command) error {
 			setSource(f, sourceFlag)
 		}
 	})
-	if err := applyEnv(flags); err != nil {
+	if err := applyEnv(flags, cmd.ErrOrStderr()); err != nil {
 		return err
 	}
 	flags.VisitAll(func(f *pflag.Flag) {
@@ -76,9 +78,12 @@ func resolveConfig(cmd *cobra.Command) error {
 }
 
 // applyConfigFile sets, from the YAML file at path, every flag of cmd that
-// is not already set. A key that is a flag of another command (serve's
-// --grpc-addr in a file shared with rewrap) is ignored; a key that is no
-// flag of any command is an error, so a typo does not pass unnoticed.
+// is not already set. Its keys are the flags that have environment twins,
+// and only those. A key that is such a flag of another command only
+// (serve's --grpc-addr in a file shared with rewrap) is ignored; a key that
+// names a flag that says what a command does (--registration-id), or no
+// flag at all, is an error, the latter naming the keys it was probably
+// meant as, so a typo does not pass unnoticed.
 func applyConfigFile(cmd *cobra.Command, path string) error {
 	text, err := os.ReadFile(path)
 	if err != nil {
@@ -88,7 +93,7 @@ func applyConfigFile(cmd *cobra.Command, path string) error {
 	if err := yaml.Unmarshal(text, &doc); err != nil {
 		return fmt.Errorf("--%s %s: %w", configFlag, path, err)
 	}
-	known := allFlagNames(cmd.Root())
+	settable, commandLineOnly := flagNames(cmd.Root())
 	flags := cmd.Flags()
 	keys := make([]string, 0, len(doc))
 	for k := range doc {
@@ -100,11 +105,14 @@ func applyConfigFile(cmd *cobra.Command, path string) error {
 			return fmt.Errorf("--%s %s: a configuration file cannot name another", configFlag, path)
 		}
 		f := flags.Lookup(key)
-		if f == nil {
-			if known[key] {
+		if f == nil || envTwin(f) == "" {
+			switch {
+			case settable[key]:
 				continue
+			case f != nil || commandLineOnly[key]:
+				return fmt.Errorf("--%s %s: key %q: --%s says what a command does, so it is given on the command line only, never in a file or the environment", configFlag, path, key, key)
 			}
-			return fmt.Errorf("--%s %s: unknown key %q: keys are flag names without the dashes (see ltikeys %s --help)", configFlag, path, key, cmd.Name())
+			return fmt.Errorf("--%s %s: unknown key %q: keys are flag names without the dashes%s (see %s --help)", configFlag, path, key, keySuggestion(key, settable), cmd.CommandPath())
 		}
 		if isSecret(f) {
 			if err := checkPrivateFile(path); err != nil {
@@ -127,6 +135,23 @@ func applyConfigFile(cmd *cobra.Command, path string) error {
 		setSource(f, sourceFile)
 	}
 	return nil
+}
+
+// keySuggestion is what an error about the unknown configuration key adds:
+// the settable keys it was probably meant as ("grpc_addr" is "grpc-addr",
+// "grpc-adr" too), or nothing.
+func keySuggestion(key string, settable map[string]bool) string {
+	if dashed := strings.ReplaceAll(strings.ToLower(key), "_", "-"); settable[dashed] {
+		return fmt.Sprintf("; did you mean %q?", dashed)
+	}
+	names := make([]string, 0, len(settable))
+	for n := range settable {
+		names = append(names, n)
+	}
+	if s := closest(key, names); len(s) > 0 {
+		return "; did you mean " + orList(quoteAll(s)) + "?"
+	}
+	return ""
 }
 
 // scalar turns a YAML value into the text a flag parses.
@@ -155,12 +180,20 @@ func checkPrivateFile(path string) error {
 	return nil
 }
 
-// allFlagNames returns the name of every flag of every command under root.
-func allFlagNames(root *cobra.Command) map[string]bool {
-	names := map[string]bool{}
+// flagNames returns the names of the flags of the commands under root:
+// settable those that some command gives an environment twin, which a
+// --config file may set, and commandLineOnly those that no command does.
+func flagNames(root *cobra.Command) (settable, commandLineOnly map[string]bool) {
+	settable, commandLineOnly = map[string]bool{}, map[string]bool{}
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
-		add := func(f *pflag.Flag) { names[f.Name] = true }
+		add := func(f *pflag.Flag) {
+			if envTwin(f) != "" {
+				settable[f.Name] = true
+			} else {
+				commandLineOnly[f.Name] = true
+			}
+		}
 		c.Flags().VisitAll(add)
 		c.PersistentFlags().VisitAll(add)
 		for _, sub := range c.Commands() {
@@ -168,7 +201,10 @@ func allFlagNames(root *cobra.Command) map[string]bool {
 		}
 	}
 	walk(root)
-	return names
+	for name := range settable {
+		delete(commandLineOnly, name)
+	}
+	return settable, commandLineOnly
 }
 
 func setSource(f *pflag.Flag, src string) {

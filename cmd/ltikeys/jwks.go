@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -55,7 +58,10 @@ fetched as it is, so the public URL a platform is configured with works too.`,
 	f.StringVar(&o.registrationID, "registration-id", "", "fetch only this registration's key set, /registrations/ID/jwks.json")
 	f.StringVarP(&o.output, "output", "o", outputTable, "output format: table, or json (the JWKS document, indented)")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "deadline of the request")
-	addEnvUsage(f)
+	// Where the listener is comes from the environment too; what to fetch
+	// and how to print it only from the command line.
+	addEnvTwin(f.Lookup("http-server"))
+	addEnvTwin(f.Lookup("timeout"))
 	return cmd
 }
 
@@ -83,16 +89,20 @@ func (o *jwksOptions) run(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	reqCtx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, target, nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return exitError{code: 1, err: fmt.Errorf("fetch the JWKS: %w\nis 'ltikeys serve' running with its HTTP listener at %s? (--http-server, %s)", err, o.httpServer, envName("http-server"))}
+		hint := o.fetchHint(ctx, req.URL, err)
+		if hint != "" {
+			hint = "\n" + hint
+		}
+		return exitError{code: 1, err: fmt.Errorf("fetch the JWKS: %w%s", err, hint)}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
@@ -133,6 +143,33 @@ func (o *jwksOptions) run(ctx context.Context, w io.Writer) error {
 	}
 	_, err = fmt.Fprintln(w, escapeText(summary))
 	return err
+}
+
+// fetchHint says why fetching u failed with err, and which flag to change:
+// nothing listens there, or a gRPC listener does (found as transportHint
+// finds one); "" when it cannot tell.
+func (o *jwksOptions) fetchHint(ctx context.Context, u *url.URL, err error) string {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Sprintf("is 'ltikeys serve' running with its HTTP listener at %s? (--http-server, %s)", escapeText(o.httpServer), envName("http-server"))
+	}
+	if u.Scheme != "http" {
+		return ""
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "80")
+	}
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	conn, dialErr := new(net.Dialer).DialContext(ctx, "tcp", addr)
+	if dialErr != nil {
+		return ""
+	}
+	defer conn.Close()
+	if plainProbe(ctx, conn) == kindHTTP2 {
+		return fmt.Sprintf("this looks like the gRPC listener (serve's --grpc-addr), not the HTTP one: use --http-server http://%s (serve's --http-addr)", net.JoinHostPort(u.Hostname(), "8080"))
+	}
+	return ""
 }
 
 func str(v any) string {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -27,7 +26,7 @@ retired by the server 48 hours later (--retire-previous-after for another
 delay). "key retire" unpublishes a previous key at once. "key list" shows
 each key's state and schedule.
 ` + clientHelp,
-		Args: cobra.NoArgs,
+		Args: subcommandArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	addClientFlags(group, &o)
@@ -95,7 +94,6 @@ still unpublishes a previous key at once.
 	f.DurationVar(&retirePreviousAfter, "retire-previous-after", 0, "retire the replaced key this long after the new key takes over; default (unset) 48h, 0s retires it then")
 	f.BoolVar(&req.Force, "force", false, "accept nonzero delays shorter than the server's --jwks-max-age (platforms may reject signatures until their cached JWKS expires)")
 	_ = cmd.MarkFlagRequired("registration-id")
-	addEnvUsage(f)
 	return cmd
 }
 
@@ -167,7 +165,6 @@ it was listed with.
 	f.StringVar(&req.RegistrationId, "registration-id", "", "only the keys of this registration")
 	f.StringVar(&state, "state", "", "only keys in this state now: pending, current, previous or retired")
 	page.register(cmd, "keys")
-	addEnvUsage(f)
 	return cmd
 }
 
@@ -191,7 +188,6 @@ retired (FAILED_PRECONDITION): rotate the registration first.
 	}
 	cmd.Flags().StringVar(&req.Kid, "kid", "", "kid of the key to retire (required)")
 	_ = cmd.MarkFlagRequired("kid")
-	addEnvUsage(cmd.Flags())
 	return cmd
 }
 
@@ -214,37 +210,22 @@ func (l *lookupFlags) register(cmd *cobra.Command) {
 	cmd.MarkFlagsOneRequired("registration-id", "issuer")
 }
 
-// check reports a lookup the flag annotations cannot refuse: values set
-// from the environment or a file are not seen by them.
-func (l *lookupFlags) check() error {
-	switch {
-	case l.registrationID != "" && (l.issuer != "" || l.clientID != ""):
-		return errors.New("give either --registration-id or --issuer with --client-id, not both")
-	case l.registrationID == "" && (l.issuer == "" || l.clientID == ""):
-		return errors.New("give --registration-id, or --issuer with --client-id")
-	}
-	return nil
-}
-
 func newKeyExportCommand(o *clientOptions) *cobra.Command {
 	var lookup lookupFlags
 	cmd := &cobra.Command{
 		Use:   "export (--registration-id ID | --issuer ISS --client-id ID)",
 		Short: "Print a registration's current private signing key (secret)",
 		Long: `export prints a registration's current signing key, private half included,
-as a JWK (GetToolKey; needs the scope the server requires for reading
-private keys). Anyone holding it can sign as the tool: keep it out of logs,
-shell history and unencrypted files. Servers running with
+as a JWK (GetToolKey; needs scope keys.read_private, which no other
+command needs). Anyone holding it can sign as the tool: keep it out of
+logs, shell history and unencrypted files. Servers running with
 --disable-key-export refuse it to every caller (PERMISSION_DENIED); callers
-should prefer signing through the service.
+should prefer signing through the service ("ltikeys sign").
 ` + clientHelp,
 		Example: `  ltikeys key export --registration-id 0199b7f0-5a8e-7c4e-9d1a-3f2b6c8d9e01 -o json > key.json
   ltikeys key export --issuer https://canvas.instructure.com --client-id 10000000000001`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := lookup.check(); err != nil {
-				return err
-			}
 			req := &ltikeysv1.GetToolKeyRequest{}
 			if lookup.registrationID != "" {
 				req.Lookup = &ltikeysv1.GetToolKeyRequest_RegistrationId{RegistrationId: lookup.registrationID}
@@ -271,6 +252,5 @@ should prefer signing through the service.
 		},
 	}
 	lookup.register(cmd)
-	addEnvUsage(cmd.Flags())
 	return cmd
 }

@@ -4,8 +4,11 @@
 //	ltikeys rewrap    re-seal every private key under the primary master key
 //	ltikeys migrate   show or apply the database schema's migrations
 //
-// Every flag can also be set through an LTIKEYS_ environment variable
-// (--grpc-addr is LTIKEYS_GRPC_ADDR); a flag given on the command line wins.
+// The flags of these commands, and those of the client commands that say
+// how to reach the server, can also be set through an LTIKEYS_ environment
+// variable (--grpc-addr is LTIKEYS_GRPC_ADDR); a flag given on the command
+// line wins. The client commands' flags that say what to do are read from
+// the command line only.
 package main
 
 import (

@@ -37,7 +37,7 @@ without running it (its status is "baseline" until then).
 
 The database URL is never printed but redacted (its password replaced by
 REDACTED).`,
-		Args: cobra.NoArgs,
+		Args: subcommandArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	flags := group.PersistentFlags()

@@ -19,7 +19,7 @@ func newRegistrationCommand() *cobra.Command {
 platform (issuer) and the client_id it assigned to the tool, each with its
 own key pair.
 ` + clientHelp,
-		Args: cobra.NoArgs,
+		Args: subcommandArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	addClientFlags(group, &o)
@@ -69,7 +69,6 @@ id are registered already.
 	for _, name := range []string{"issuer", "client-id", "auth-endpoint", "jwks-uri", "token-endpoint"} {
 		_ = cmd.MarkFlagRequired(name)
 	}
-	addEnvUsage(f)
 	return cmd
 }
 
@@ -95,7 +94,6 @@ registration is NOT_FOUND.
 	}
 	cmd.Flags().StringVar(&req.Id, "registration-id", "", "id of the registration (required)")
 	_ = cmd.MarkFlagRequired("registration-id")
-	addEnvUsage(cmd.Flags())
 	return cmd
 }
 
@@ -152,7 +150,6 @@ with.
 	}
 	cmd.Flags().StringVar(&issuer, "issuer", "", "only the registrations of this issuer")
 	page.register(cmd, "registrations")
-	addEnvUsage(cmd.Flags())
 	return cmd
 }
 
@@ -204,7 +201,6 @@ the registration as updated.
 	f.StringVar(&reg.TokenEndpoint, "token-endpoint", "", "the platform's new OAuth 2.0 token endpoint")
 	_ = cmd.MarkFlagRequired("registration-id")
 	cmd.MarkFlagsOneRequired("auth-endpoint", "jwks-uri", "token-endpoint")
-	addEnvUsage(f)
 	return cmd
 }
 
@@ -239,6 +235,5 @@ prints the keys it retired.
 	}
 	cmd.Flags().StringVar(&req.Id, "registration-id", "", "id of the registration (required)")
 	_ = cmd.MarkFlagRequired("registration-id")
-	addEnvUsage(cmd.Flags())
 	return cmd
 }

@@ -23,7 +23,7 @@ key never leaves it (SignJwt and CreateClientAssertion; both need scope
 keys.sign). The result is a compact JWS whose header the service sets: alg
 RS256, typ JWT and the key's kid, which platforms find in the JWKS.
 ` + clientHelp,
-		Args: cobra.NoArgs,
+		Args: subcommandArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	addClientFlags(group, &o)
@@ -42,8 +42,9 @@ func newSignJWTCommand(o *clientOptions) *cobra.Command {
 		Short: "Sign caller-supplied claims as a JWT",
 		Long: `jwt signs the claims given with --claims (one JSON object, at most 64 KiB;
 "@FILE" reads them from a file, "@-" from standard input) with the
-registration's current key. With --expires-in the service adds iat and exp,
-and the claims must not hold either.
+registration's current key (SignJwt; needs scope keys.sign). With
+--expires-in the service adds iat and exp, and the claims must not hold
+either.
 ` + clientHelp,
 		Example: `  ltikeys sign jwt --registration-id 0199b7f0-5a8e-7c4e-9d1a-3f2b6c8d9e01 \
     --claims '{"iss":"10000000000001","aud":"https://canvas.instructure.com","nonce":"n-0S6_WzA2Mj"}' \
@@ -51,9 +52,6 @@ and the claims must not hold either.
   ltikeys sign jwt --issuer https://canvas.instructure.com --client-id 10000000000001 --claims @claims.json -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := lookup.check(); err != nil {
-				return err
-			}
 			text, err := readArg(claims, cmd.InOrStdin())
 			if err != nil {
 				return fmt.Errorf("--claims: %w", err)
@@ -76,7 +74,6 @@ and the claims must not hold either.
 	cmd.Flags().StringVar(&claims, "claims", "", `the claims as a JSON object, or @FILE, or @- for standard input (required)`)
 	cmd.Flags().DurationVar(&expiresIn, "expires-in", 0, "have the service add iat and exp this far ahead (whole seconds, 1s to the server's --max-token-lifetime, 24h by default); without it and without an exp claim the service sets exp 5m ahead")
 	_ = cmd.MarkFlagRequired("claims")
-	addEnvUsage(cmd.Flags())
 	return cmd
 }
 
@@ -92,7 +89,8 @@ func newSignClientAssertionCommand(o *clientOptions) *cobra.Command {
 		Long: `client-assertion signs the JWT a tool presents to a platform's OAuth 2.0
 token endpoint to obtain an LTI Advantage access token (RFC 7523): iss and
 sub are the registration's client_id, aud its token endpoint (or
---audience), with iat, exp and a random jti. Send it as client_assertion
+--audience), with iat, exp and a random jti (CreateClientAssertion; needs
+scope keys.sign). Send it as client_assertion
 with client_assertion_type
 urn:ietf:params:oauth:client-assertion-type:jwt-bearer.
 ` + clientHelp,
@@ -100,9 +98,6 @@ urn:ietf:params:oauth:client-assertion-type:jwt-bearer.
   ltikeys sign client-assertion --issuer https://canvas.instructure.com --client-id 10000000000001 --expires-in 2m -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := lookup.check(); err != nil {
-				return err
-			}
 			req := &ltikeysv1.CreateClientAssertionRequest{Audience: audience}
 			if lookup.registrationID != "" {
 				req.Lookup = &ltikeysv1.CreateClientAssertionRequest_RegistrationId{RegistrationId: lookup.registrationID}
@@ -124,7 +119,6 @@ urn:ietf:params:oauth:client-assertion-type:jwt-bearer.
 	lookup.register(cmd)
 	cmd.Flags().StringVar(&audience, "audience", "", "the aud claim, if not the registration's token endpoint")
 	cmd.Flags().DurationVar(&expiresIn, "expires-in", 0, "lifetime of the assertion (whole seconds, 1s to 1h; default 5m)")
-	addEnvUsage(cmd.Flags())
 	return cmd
 }
 
