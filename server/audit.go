@@ -32,11 +32,21 @@ const maxAuditValue = 128
 // everything else at info. A call with an audit line has its request log
 // line at debug level (see logCall).
 //
-// The registration id and kid are read from the request and the response
-// through the getters listed below, never by serializing a message, so no
-// other field (a private_jwk above all) can reach the log, and a new method
-// is audited with its ids as soon as its messages use the usual field names.
-func (a *Authenticator) audit(ctx context.Context, method string, caller Caller, start time.Time, err error, req, resp any) {
+// The registration is, first, the one the handler resolved and recorded
+// with auditRegistration, also when the call failed afterwards; else the
+// one the response names; else the one the request names by a
+// registration_id field, in lower case when it is a UUID (see
+// canonicalRegistrationID), so that every line about one registration
+// names it alike. A registration looked up by issuer and client_id is
+// therefore named only once it was resolved: a call refused before (by
+// access control, for an invalid argument, NOT_FOUND, or GetToolKey with
+// key export disabled) has an empty registration_id.
+//
+// The ids are read from the request and the response through the getters
+// listed below, never by serializing a message, so no other field (a
+// private_jwk above all) can reach the log, and a new method is audited
+// with its ids as soon as its messages use the usual field names.
+func (a *Authenticator) audit(ctx context.Context, method string, call admittedCall, start time.Time, err error, req, resp any) {
 	code := status.Code(err)
 	level := slog.LevelInfo
 	if code == codes.Unauthenticated || code == codes.PermissionDenied || code == codes.ResourceExhausted {
@@ -46,10 +56,10 @@ func (a *Authenticator) audit(ctx context.Context, method string, caller Caller,
 		return
 	}
 	markAudited(ctx)
-	ids := auditIDs(resp, req)
+	ids := auditIDs(call.registrationID, resp, req)
 	attrs := []slog.Attr{
 		slog.String("method", method),
-		slog.String("caller", caller.Name),
+		slog.String("caller", call.caller.Name),
 		slog.String("registration_id", ids.registrationID),
 		slog.String("kid", ids.kid),
 	}
@@ -77,13 +87,13 @@ func (a *Authenticator) audit(ctx context.Context, method string, caller Caller,
 func (a *Authenticator) refuse(ctx context.Context, method string, start time.Time, err error, req any) {
 	addr, ok := peerAddr(ctx)
 	if !ok {
-		a.audit(ctx, method, Caller{}, start, err, req, nil)
+		a.audit(ctx, method, admittedCall{}, start, err, req, nil)
 		return
 	}
 	logIt, due := a.failures.refused(addr, status.Code(err))
 	a.summarise(due)
 	if logIt {
-		a.audit(ctx, method, Caller{}, start, err, req, nil)
+		a.audit(ctx, method, admittedCall{}, start, err, req, nil)
 	} else {
 		markAudited(ctx)
 	}
@@ -119,18 +129,20 @@ type auditedIDs struct {
 	registrationID, kid, previousKid string
 }
 
-// auditIDs collects the registration id, kid and previous kid of a call
-// from its messages, the first message that names each winning: the
-// response, which knows what was actually touched, comes before the request.
-func auditIDs(msgs ...any) auditedIDs {
+// auditIDs collects the registration id, kid and previous kid of a call:
+// the registration resolved, if not empty, then from its messages, the
+// first message that names each winning: the response, which knows what
+// was actually touched, comes before the request.
+func auditIDs(resolved string, msgs ...any) auditedIDs {
 	var ids auditedIDs
+	fill(&ids.registrationID, []string{resolved})
 	for _, m := range msgs {
 		if m == nil {
 			continue
 		}
 		var regID, kid, previous []string
 		if g, ok := m.(registrationIDGetter); ok {
-			regID = append(regID, g.GetRegistrationId())
+			regID = append(regID, canonicalRegistrationID(g.GetRegistrationId()))
 		}
 		if g, ok := m.(newKeyGetter); ok {
 			kid = append(kid, g.GetNewKey().GetKid())
@@ -144,7 +156,7 @@ func auditIDs(msgs ...any) auditedIDs {
 			regID = append(regID, g.GetKey().GetRegistrationId())
 		}
 		if g, ok := m.(registrationGetter); ok {
-			regID = append(regID, g.GetRegistration().GetId())
+			regID = append(regID, canonicalRegistrationID(g.GetRegistration().GetId()))
 			kid = append(kid, g.GetRegistration().GetKid())
 		}
 		if g, ok := m.(previousKeyGetter); ok {
@@ -155,6 +167,16 @@ func auditIDs(msgs ...any) auditedIDs {
 		fill(&ids.previousKid, previous)
 	}
 	return ids
+}
+
+// auditRegistration records id, read from storage, as the registration of
+// the call ctx belongs to, for its audit line. Handlers call it as soon as
+// they have resolved the registration a request names, before anything
+// else can fail. Outside a call an Authenticator admitted it does nothing.
+func auditRegistration(ctx context.Context, id string) {
+	if c, ok := ctx.Value(callerKey{}).(*admittedCall); ok {
+		c.registrationID = id
+	}
 }
 
 // fill sets *dst, unless already set, to the first non-empty candidate,

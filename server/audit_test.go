@@ -15,6 +15,7 @@ import (
 
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
 	"github.com/ltikeys/ltikeys/server"
+	"github.com/ltikeys/ltikeys/storage"
 )
 
 // auditLines parses JSON log output and returns its audit lines.
@@ -105,7 +106,7 @@ func TestAuditLog(t *testing.T) {
 	expect(err, codes.OK, want{"SignJwt", "signer", id, newKid, 0})
 	_, err = keys.CreateClientAssertion(as("signer"), &ltikeysv1.CreateClientAssertionRequest{
 		Lookup: &ltikeysv1.CreateClientAssertionRequest_IssuerClient{IssuerClient: byPair.GetIssuerClient()}})
-	expect(err, codes.OK, want{"CreateClientAssertion", "signer", "", newKid, 0})
+	expect(err, codes.OK, want{"CreateClientAssertion", "signer", id, newKid, 0})
 
 	_, err = keys.RetireKey(as("reader"), &ltikeysv1.RetireKeyRequest{Kid: firstKid})
 	expect(err, codes.PermissionDenied, want{"RetireKey", "reader", "", firstKid, 0})
@@ -196,5 +197,116 @@ func assertNoSecrets(t *testing.T, logs string, env *authEnv, wrongToken string,
 	}
 	if m := privateMemberInLog.FindString(logs); m != "" {
 		t.Errorf("the logs hold a private JWK member: %q", m)
+	}
+}
+
+// TestAuditNamesTheResolvedRegistration checks the registration_id of the
+// audit lines of calls that name their registration by issuer and
+// client_id: the id the lookup resolved, on a cold lookup and on a warm
+// one, also when the call fails after the lookup; empty when it fails
+// before. Ids a request names in upper case are logged in lower case.
+func TestAuditNamesTheResolvedRegistration(t *testing.T) {
+	ctx := context.Background()
+	env := newAuthEnv(t, authEnvConfig{})
+	keys := env.admin
+	created := env.create(t)
+	id := created.GetRegistration().GetId()
+	pair := &ltikeysv1.IssuerClient{Issuer: created.GetRegistration().GetIssuer(), ClientId: created.GetRegistration().GetClientId()}
+	unknown := &ltikeysv1.IssuerClient{Issuer: pair.GetIssuer(), ClientId: "no-such-client"}
+
+	// A registration stored without a token endpoint, as releases before
+	// the current input rules allowed.
+	old := env.create(t)
+	oldID := old.GetRegistration().GetId()
+	if _, err := env.store.UpdateRegistration(ctx, oldID, func(r storage.Registration) (storage.Registration, error) {
+		r.TokenEndpoint = ""
+		return r, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	oldPair := &ltikeysv1.IssuerClient{Issuer: old.GetRegistration().GetIssuer(), ClientId: old.GetRegistration().GetClientId()}
+
+	toolKey := func(ic *ltikeysv1.IssuerClient) error {
+		_, err := keys.GetToolKey(ctx, &ltikeysv1.GetToolKeyRequest{Lookup: &ltikeysv1.GetToolKeyRequest_IssuerClient{IssuerClient: ic}})
+		return err
+	}
+	signJWT := func(ic *ltikeysv1.IssuerClient, claims string) error {
+		_, err := keys.SignJwt(ctx, &ltikeysv1.SignJwtRequest{Lookup: &ltikeysv1.SignJwtRequest_IssuerClient{IssuerClient: ic}, ClaimsJson: claims})
+		return err
+	}
+	assertion := func(ic *ltikeysv1.IssuerClient) error {
+		_, err := keys.CreateClientAssertion(ctx, &ltikeysv1.CreateClientAssertionRequest{Lookup: &ltikeysv1.CreateClientAssertionRequest_IssuerClient{IssuerClient: ic}})
+		return err
+	}
+	upper := strings.ToUpper(id)
+	for _, tt := range []struct {
+		name, method   string
+		call           func() error
+		code           codes.Code
+		registrationID string
+	}{
+		{"GetToolKey, cold", "GetToolKey", func() error { return toolKey(pair) }, codes.OK, id},
+		{"GetToolKey, warm", "GetToolKey", func() error { return toolKey(pair) }, codes.OK, id},
+		{"SignJwt, unknown pair", "SignJwt", func() error { return signJWT(unknown, `{}`) }, codes.NotFound, ""},
+		{"SignJwt, warm", "SignJwt", func() error { return signJWT(pair, `{"sub":"a"}`) }, codes.OK, id},
+		{"SignJwt, invalid claims", "SignJwt", func() error { return signJWT(pair, `[]`) }, codes.InvalidArgument, ""},
+		{"CreateClientAssertion", "CreateClientAssertion", func() error { return assertion(pair) }, codes.OK, id},
+		{"CreateClientAssertion, unknown pair", "CreateClientAssertion", func() error { return assertion(unknown) }, codes.NotFound, ""},
+		{"CreateClientAssertion, no token endpoint", "CreateClientAssertion", func() error { return assertion(oldPair) }, codes.FailedPrecondition, oldID},
+		{"GetToolKey by an upper-case id", "GetToolKey", func() error {
+			_, err := keys.GetToolKey(ctx, &ltikeysv1.GetToolKeyRequest{Lookup: &ltikeysv1.GetToolKeyRequest_RegistrationId{RegistrationId: upper}})
+			return err
+		}, codes.OK, id},
+		{"ListKeys by an upper-case id", "ListKeys", func() error {
+			_, err := keys.ListKeys(ctx, &ltikeysv1.ListKeysRequest{RegistrationId: upper})
+			return err
+		}, codes.OK, id},
+		{"DeleteRegistration by an upper-case id", "DeleteRegistration", func() error {
+			_, err := keys.DeleteRegistration(ctx, &ltikeysv1.DeleteRegistrationRequest{Id: upper})
+			return err
+		}, codes.OK, id},
+		{"GetToolKey of a deleted registration", "GetToolKey", func() error { return toolKey(pair) }, codes.NotFound, ""},
+	} {
+		before := len(auditLines(t, env.logs.String()))
+		if err := tt.call(); status.Code(err) != tt.code {
+			t.Fatalf("%s: %v, want %v", tt.name, err, tt.code)
+		}
+		lines := auditLines(t, env.logs.String())
+		if len(lines) != before+1 {
+			t.Fatalf("%s: %d audit lines, want 1", tt.name, len(lines)-before)
+		}
+		line := lines[before]
+		for k, want := range map[string]string{
+			"method":          "/ltikeys.v1.KeyService/" + tt.method,
+			"code":            tt.code.String(),
+			"registration_id": tt.registrationID,
+		} {
+			if line[k] != want {
+				t.Errorf("%s: audit %s = %v, want %q", tt.name, k, line[k], want)
+			}
+		}
+	}
+
+	// With export disabled, GetToolKey is refused before any lookup: a
+	// lookup by issuer and client_id resolves nothing, one by id names the
+	// id asked for.
+	noExport := newAuthEnv(t, authEnvConfig{disableKeyExport: true})
+	reg := noExport.create(t).GetRegistration()
+	for _, req := range []*ltikeysv1.GetToolKeyRequest{
+		{Lookup: &ltikeysv1.GetToolKeyRequest_IssuerClient{IssuerClient: &ltikeysv1.IssuerClient{Issuer: reg.GetIssuer(), ClientId: reg.GetClientId()}}},
+		{Lookup: &ltikeysv1.GetToolKeyRequest_RegistrationId{RegistrationId: strings.ToUpper(reg.GetId())}},
+	} {
+		if _, err := noExport.admin.GetToolKey(ctx, req); status.Code(err) != codes.PermissionDenied {
+			t.Fatalf("GetToolKey with export disabled: %v, want PermissionDenied", err)
+		}
+	}
+	lines := auditLines(t, noExport.logs.String())
+	if len(lines) < 2 {
+		t.Fatalf("%d audit lines, want at least 2", len(lines))
+	}
+	for i, want := range []string{"", reg.GetId()} {
+		if got := lines[len(lines)-2+i]["registration_id"]; got != want {
+			t.Errorf("GetToolKey with export disabled, lookup %d: audit registration_id = %v, want %q", i, got, want)
+		}
 	}
 }

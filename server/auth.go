@@ -444,13 +444,25 @@ type Caller struct {
 // Has reports whether the caller holds scope.
 func (c Caller) Has(scope Scope) bool { return slices.Contains(c.Scopes, scope) }
 
+// admittedCall is what the interceptors keep in the context of a call they
+// admitted: its caller, and the registration its handler resolved (see
+// auditRegistration), for the call's audit line. The handler runs on the
+// interceptor's goroutine, and the audit reads it after the handler
+// returned.
+type admittedCall struct {
+	caller         Caller
+	registrationID string
+}
+
 type callerKey struct{}
 
 // CallerFromContext returns the caller an Authenticator admitted, inside a
 // handler of a non-public method.
 func CallerFromContext(ctx context.Context) (Caller, bool) {
-	c, ok := ctx.Value(callerKey{}).(Caller)
-	return c, ok
+	if c, ok := ctx.Value(callerKey{}).(*admittedCall); ok {
+		return c.caller, true
+	}
+	return Caller{}, false
 }
 
 // errUnauthenticated is the one answer to every authentication failure, so
@@ -477,10 +489,11 @@ func (a *Authenticator) UnaryInterceptor() grpc.UnaryServerInterceptor {
 			return nil, err
 		}
 		var resp any
+		call := admittedCall{caller: caller}
 		if err == nil {
-			resp, err = handler(context.WithValue(ctx, callerKey{}, caller), req)
+			resp, err = handler(context.WithValue(ctx, callerKey{}, &call), req)
 		}
-		a.audit(ctx, info.FullMethod, caller, start, err, req, resp)
+		a.audit(ctx, info.FullMethod, call, start, err, req, resp)
 		return resp, err
 	}
 }
@@ -504,11 +517,12 @@ func (a *Authenticator) StreamInterceptor() grpc.StreamServerInterceptor {
 			return err
 		}
 		var seen auditedStream
+		call := admittedCall{caller: caller}
 		if err == nil {
-			seen = auditedStream{ServerStream: ss, ctx: context.WithValue(ctx, callerKey{}, caller)}
+			seen = auditedStream{ServerStream: ss, ctx: context.WithValue(ctx, callerKey{}, &call)}
 			err = handler(srv, &seen)
 		}
-		a.audit(ctx, info.FullMethod, caller, start, err, seen.first, seen.last)
+		a.audit(ctx, info.FullMethod, call, start, err, seen.first, seen.last)
 		return err
 	}
 }

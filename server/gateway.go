@@ -56,6 +56,8 @@ const RegistrationJWKSPath = "/registrations/{registration_id}/jwks.json"
 // /registrations/<id>/jwks.json with id made of hex digits and dashes only
 // (an escaped character, a dot segment, a doubled slash, a trailing slash)
 // is 404 without a redirect, and any other method on those paths is 405.
+// The id's hex digits may be in either case: UUIDs are case-insensitive,
+// and JwksService looks the id up in lower case, the form ids are made in.
 // The handler has no route to KeyService at all: it is given only the
 // JwksService.
 func NewHTTPHandler(ctx context.Context, jwks ltikeysv1.JwksServiceServer, ready func(context.Context) error) (http.Handler, error) {

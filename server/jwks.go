@@ -939,9 +939,10 @@ func (s *JwksService) GetJwks(ctx context.Context, _ *ltikeysv1.GetJwksRequest) 
 	return s.respond(ctx, doc)
 }
 
-// GetRegistrationJwks implements ltikeysv1.JwksServiceServer.
+// GetRegistrationJwks implements ltikeysv1.JwksServiceServer. The id is
+// matched in any case, as ServeFromMemory matches it.
 func (s *JwksService) GetRegistrationJwks(ctx context.Context, req *ltikeysv1.GetRegistrationJwksRequest) (*httpbody.HttpBody, error) {
-	id := req.GetRegistrationId()
+	id := canonicalRegistrationID(req.GetRegistrationId())
 	if err := uuid.Validate(id); err != nil {
 		return nil, status.Error(codes.InvalidArgument, "registration_id: must be a UUID")
 	}
@@ -960,8 +961,10 @@ func (s *JwksService) GetRegistrationJwks(ctx context.Context, req *ltikeysv1.Ge
 // GetJwks and GetRegistrationJwks answer it through the gateway: 304 Not
 // Modified without a body when its If-None-Match names the document the
 // path serves, else 200 with the representation its Accept-Encoding
-// accepts, each with the same headers. It
-// reports whether it answered; otherwise (a key set not loaded yet, an id
+// accepts, each with the same headers. A registration's id is matched in
+// any case (see canonicalRegistrationID), so an upper-case id gets the
+// document, and the ETag, of the lower-case one. It reports whether it
+// answered; otherwise (a key set not loaded yet, an id
 // that is not a UUID, an unknown registration, another method or path) it
 // writes nothing, and the request is for the gateway, which refuses it.
 func (s *JwksService) ServeFromMemory(w http.ResponseWriter, r *http.Request) bool {
@@ -972,7 +975,7 @@ func (s *JwksService) ServeFromMemory(w http.ResponseWriter, r *http.Request) bo
 	if r.URL.Path == JWKSPath {
 		doc = s.cache.globalDocument(false)
 	} else if id, ok := registrationOfJWKSPath(r.URL.Path); ok && uuid.Validate(id) == nil {
-		doc = s.cache.registration(id)
+		doc = s.cache.registration(canonicalRegistrationID(id))
 	}
 	if doc == nil {
 		return false

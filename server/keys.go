@@ -229,15 +229,21 @@ func (sk *signingKey) at(now time.Time) *signingKey {
 // opens its current signing key. Every path that needs a private key goes
 // through here. A warm lookup is answered from the key cache without
 // touching the database, decrypting or parsing; the returned value may be
-// shared with other callers and must not be modified.
+// shared with other callers and must not be modified. Once resolved, the
+// registration is recorded for the call's audit line, whatever happens
+// next.
 func (s *KeyService) signingKey(ctx context.Context, method, id string, ic *ltikeysv1.IssuerClient, set bool) (*signingKey, error) {
 	if err := validateLookup(id, ic, set); err != nil {
 		return nil, err
+	}
+	if ic == nil {
+		id = canonicalRegistrationID(id)
 	}
 	ck := lookupKey(id, ic)
 	epoch := s.keys.begin(s.jwks)
 	if sk := s.keys.get(ck, epoch); sk != nil {
 		s.metrics.CacheLookup(keyCacheName, true)
+		auditRegistration(ctx, sk.reg.ID)
 		return sk.at(s.now()), nil
 	}
 	if s.keys != nil {
@@ -247,6 +253,7 @@ func (s *KeyService) signingKey(ctx context.Context, method, id string, ic *ltik
 	if err != nil {
 		return nil, err
 	}
+	auditRegistration(ctx, reg.ID)
 	// The key that signs follows from the schedule, now, whether or not the
 	// background worker has recorded a due activation. While a rotation is
 	// pending, both keys are opened, so the entry switches to the new one
@@ -326,7 +333,8 @@ const maxRotationWindow = 366 * 24 * time.Hour
 // RotateKey implements ltikeysv1.KeyServiceServer.
 func (s *KeyService) RotateKey(ctx context.Context, req *ltikeysv1.RotateKeyRequest) (*ltikeysv1.RotateKeyResponse, error) {
 	var v violations
-	v.requireUUID("registration_id", req.GetRegistrationId())
+	id := canonicalRegistrationID(req.GetRegistrationId())
+	v.requireUUID("registration_id", id)
 	opts := storage.RotateOptions{
 		PublishAhead:        v.window("publish_ahead", req.GetPublishAhead(), 0, s.jwksMaxAge, req.GetForce()),
 		RetirePreviousAfter: v.window("retire_previous_after", req.GetRetirePreviousAfter(), DefaultRetirePreviousAfter, s.jwksMaxAge, req.GetForce()),
@@ -336,22 +344,23 @@ func (s *KeyService) RotateKey(ctx context.Context, req *ltikeysv1.RotateKeyRequ
 	}
 	// Fail fast, before spending a key generation, for an unknown id. The
 	// transaction below checks again.
-	if _, err := s.store.GetRegistration(ctx, req.GetRegistrationId()); err != nil {
-		return nil, s.registrationError(ctx, "RotateKey", err, req.GetRegistrationId())
+	if _, err := s.store.GetRegistration(ctx, id); err != nil {
+		return nil, s.registrationError(ctx, "RotateKey", err, id)
 	}
-	key, err := s.newKey(req.GetRegistrationId())
+	auditRegistration(ctx, id)
+	key, err := s.newKey(id)
 	if err != nil {
 		return nil, s.storeError(ctx, "RotateKey", err)
 	}
 	opts.MaxPublished = s.maxPublished
-	r, err := s.store.Rotate(ctx, req.GetRegistrationId(), key, opts)
+	r, err := s.store.Rotate(ctx, id, key, opts)
 	if errors.Is(err, storage.ErrTooManyKeys) {
 		return nil, status.Errorf(codes.FailedPrecondition,
 			"registration %q would publish more than %d keys: retire previous keys first (RetireKey; ltikeys key list --registration-id %s --state previous, then ltikeys key retire --kid …), or rotate with a shorter retire_previous_after",
-			req.GetRegistrationId(), s.maxPublished, req.GetRegistrationId())
+			id, s.maxPublished, id)
 	}
 	if err != nil {
-		return nil, s.registrationError(ctx, "RotateKey", err, req.GetRegistrationId())
+		return nil, s.registrationError(ctx, "RotateKey", err, id)
 	}
 	s.keysChanged(ctx)
 	s.log.InfoContext(ctx, "key rotated", "registration_id", r.Registration.ID, "kid", r.New.KID,

@@ -19,13 +19,14 @@ const (
 // GetRegistration implements ltikeysv1.KeyServiceServer.
 func (s *KeyService) GetRegistration(ctx context.Context, req *ltikeysv1.GetRegistrationRequest) (*ltikeysv1.GetRegistrationResponse, error) {
 	var v violations
-	v.requireUUID("id", req.GetId())
+	id := canonicalRegistrationID(req.GetId())
+	v.requireUUID("id", id)
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	reg, err := s.store.GetRegistration(ctx, req.GetId())
+	reg, err := s.store.GetRegistration(ctx, id)
 	if err != nil {
-		return nil, s.registrationError(ctx, "GetRegistration", err, req.GetId())
+		return nil, s.registrationError(ctx, "GetRegistration", err, id)
 	}
 	return &ltikeysv1.GetRegistrationResponse{Registration: s.registrationProto(reg, s.now())}, nil
 }
@@ -64,7 +65,7 @@ var updatableFields = []string{"auth_endpoint", "jwks_uri", "token_endpoint"}
 func (s *KeyService) UpdateRegistration(ctx context.Context, req *ltikeysv1.UpdateRegistrationRequest) (*ltikeysv1.UpdateRegistrationResponse, error) {
 	var v violations
 	in := req.GetRegistration()
-	id := in.GetId()
+	id := canonicalRegistrationID(in.GetId())
 	v.requireUUID("registration.id", id)
 	paths := req.GetUpdateMask().GetPaths()
 	if len(paths) == 0 {
@@ -114,16 +115,19 @@ func (s *KeyService) UpdateRegistration(ctx context.Context, req *ltikeysv1.Upda
 // DeleteRegistration implements ltikeysv1.KeyServiceServer.
 func (s *KeyService) DeleteRegistration(ctx context.Context, req *ltikeysv1.DeleteRegistrationRequest) (*ltikeysv1.DeleteRegistrationResponse, error) {
 	var v violations
-	v.requireUUID("id", req.GetId())
+	id := canonicalRegistrationID(req.GetId())
+	v.requireUUID("id", id)
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	keys, err := s.store.DeleteRegistration(ctx, req.GetId())
+	keys, err := s.store.DeleteRegistration(ctx, id)
 	if err != nil {
-		return nil, s.registrationError(ctx, "DeleteRegistration", err, req.GetId())
+		return nil, s.registrationError(ctx, "DeleteRegistration", err, id)
 	}
+	// The response names no registration: only its keys.
+	auditRegistration(ctx, id)
 	s.keysChanged(ctx)
-	s.log.InfoContext(ctx, "registration deleted", "registration_id", req.GetId(), "keys", len(keys))
+	s.log.InfoContext(ctx, "registration deleted", "registration_id", id, "keys", len(keys))
 	resp := &ltikeysv1.DeleteRegistrationResponse{}
 	now := s.now()
 	for _, k := range keys {
@@ -144,15 +148,16 @@ var apiKeyStates = map[ltikeysv1.KeyState]storage.KeyState{
 // ListKeys implements ltikeysv1.KeyServiceServer.
 func (s *KeyService) ListKeys(ctx context.Context, req *ltikeysv1.ListKeysRequest) (*ltikeysv1.ListKeysResponse, error) {
 	var v violations
-	if req.GetRegistrationId() != "" {
-		v.requireUUID("registration_id", req.GetRegistrationId())
+	regID := canonicalRegistrationID(req.GetRegistrationId())
+	if regID != "" {
+		v.requireUUID("registration_id", regID)
 	}
 	state, ok := apiKeyStates[req.GetState()]
 	if !ok {
 		v.add("state", "unknown state %d", req.GetState())
 	}
 	size := v.pageSize("page_size", req.GetPageSize())
-	filter := "registration_id=" + req.GetRegistrationId() + "&state=" + req.GetState().String()
+	filter := "registration_id=" + regID + "&state=" + req.GetState().String()
 	var after int64
 	if tok := v.pageToken("page_token", req.GetPageToken(), filter); tok != "" {
 		var err error
@@ -165,7 +170,7 @@ func (s *KeyService) ListKeys(ctx context.Context, req *ltikeysv1.ListKeysReques
 	}
 	now := s.now()
 	keys, err := s.store.ListKeys(ctx, storage.KeyQuery{
-		RegistrationID: req.GetRegistrationId(), State: state, Now: now, AfterSeq: after, Limit: size + 1,
+		RegistrationID: regID, State: state, Now: now, AfterSeq: after, Limit: size + 1,
 	})
 	if err != nil {
 		return nil, s.storeError(ctx, "ListKeys", err)

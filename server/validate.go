@@ -279,6 +279,19 @@ func (v *violations) requireUUID(field, value string) {
 	}
 }
 
+// canonicalRegistrationID returns id in lower case, the form in which
+// registration ids are generated and stored, if it is a UUID of 36
+// characters, and id unchanged otherwise. UUIDs are case-insensitive (RFC
+// 9562, section 4), but both backends compare ids as strings: every
+// registration id a request carries is canonicalised before it is looked
+// up, compared or logged, so 0190A5C0-… finds what 0190a5c0-… finds.
+func canonicalRegistrationID(id string) string {
+	if len(id) != 36 || uuid.Validate(id) != nil {
+		return id
+	}
+	return strings.ToLower(id)
+}
+
 func isLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true

@@ -61,7 +61,8 @@ func (*GetJwksRequest) Descriptor() ([]byte, []int) {
 
 type GetRegistrationJwksRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Required: the registration's id (a UUID).
+	// Required: the registration's id (a UUID), in any case: an upper-case
+	// id gets the document, and the ETag, of the lower-case one.
 	RegistrationId string `protobuf:"bytes,1,opt,name=registration_id,json=registrationId,proto3" json:"registration_id,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache

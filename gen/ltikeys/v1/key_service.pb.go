@@ -92,7 +92,9 @@ func (KeyState) EnumDescriptor() ([]byte, []int) {
 // the client_id it assigned to the tool, with the platform's endpoints.
 type Registration struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Server-assigned identifier (a UUID).
+	// Server-assigned identifier: a UUID, in lower case. Every request may
+	// name a registration by its id in any case (UUIDs are case-insensitive,
+	// RFC 9562); responses and logs give it in lower case.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// The platform's issuer identifier (the `iss` of its id_tokens).
 	Issuer string `protobuf:"bytes,2,opt,name=issuer,proto3" json:"issuer,omitempty"`
