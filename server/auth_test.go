@@ -363,7 +363,7 @@ func TestKeyServiceAccessControl(t *testing.T) {
 		},
 		"RetireKey": func(t *testing.T) proto.Message {
 			created := env.create(t)
-			if _, err := env.admin.RotateKey(context.Background(), &ltikeysv1.RotateKeyRequest{RegistrationId: created.GetRegistration().GetId()}); err != nil {
+			if _, err := env.admin.RotateKey(context.Background(), rotateNow(created.GetRegistration().GetId())); err != nil {
 				t.Fatal(err)
 			}
 			return &ltikeysv1.RetireKeyRequest{Kid: created.GetKey().GetKid()}

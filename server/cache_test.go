@@ -358,7 +358,7 @@ func TestReplicasSeeEachOthersChanges(t *testing.T) {
 				t.Fatalf("B's GetToolKey kid = %s, want %s", got, first)
 			}
 
-			rotated, err := a.keys.RotateKey(context.Background(), &ltikeysv1.RotateKeyRequest{RegistrationId: id})
+			rotated, err := a.keys.RotateKey(context.Background(), rotateNow(id))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -456,7 +456,7 @@ func TestDatabaseOutage(t *testing.T) {
 	}
 
 	proxy.Restore()
-	rotated, err := admin.keys.RotateKey(ctx, &ltikeysv1.RotateKeyRequest{RegistrationId: id})
+	rotated, err := admin.keys.RotateKey(ctx, rotateNow(id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -514,7 +514,7 @@ func TestKeyCacheFollowsChanges(t *testing.T) {
 	if got := toolKid(t, a, id); got != created.GetKey().GetKid() {
 		t.Fatalf("GetToolKey = %s", got)
 	}
-	rotated, err := a.keys.RotateKey(context.Background(), &ltikeysv1.RotateKeyRequest{RegistrationId: id})
+	rotated, err := a.keys.RotateKey(context.Background(), rotateNow(id))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -525,7 +525,7 @@ func TestKeyCacheFollowsChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	toolKid(t, b, id) // warm
-	again, err := a.keys.RotateKey(context.Background(), &ltikeysv1.RotateKeyRequest{RegistrationId: id})
+	again, err := a.keys.RotateKey(context.Background(), rotateNow(id))
 	if err != nil {
 		t.Fatal(err)
 	}

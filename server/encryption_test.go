@@ -109,7 +109,7 @@ func TestNoPlaintextPrivateKeyAtRest(t *testing.T) {
 			a := env.mustCreate(t, "dump-a")
 			b := env.mustCreate(t, "dump-b")
 			collect(a.GetRegistration().GetId())
-			if _, err := env.keys.RotateKey(ctx, &ltikeysv1.RotateKeyRequest{RegistrationId: a.GetRegistration().GetId()}); err != nil {
+			if _, err := env.keys.RotateKey(ctx, rotateNow(a.GetRegistration().GetId())); err != nil {
 				t.Fatal(err)
 			}
 			collect(a.GetRegistration().GetId())

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/ltikeys/ltikeys/crypto"
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
@@ -181,6 +182,13 @@ func startEnv(t testing.TB, databaseURL string, o envOptions) (*testEnv, *server
 		healthClient: healthpb.NewHealthClient(conn),
 		http:         hs,
 	}, keys
+}
+
+// rotateNow returns a RotateKeyRequest whose new key signs at once
+// (publish_ahead 0s), for tests that rotate to change the signing key
+// rather than to schedule the change.
+func rotateNow(id string) *ltikeysv1.RotateKeyRequest {
+	return &ltikeysv1.RotateKeyRequest{RegistrationId: id, PublishAhead: durationpb.New(0)}
 }
 
 // validCreate returns a valid request for a registration unique to suffix.

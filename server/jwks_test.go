@@ -98,7 +98,7 @@ func TestJWKSServesExactlyActivePublicKeys(t *testing.T) {
 		}
 		a := env.mustCreate(t, "a")
 		b := env.mustCreate(t, "b")
-		rotated, err := env.keys.RotateKey(context.Background(), &ltikeysv1.RotateKeyRequest{RegistrationId: a.GetRegistration().GetId()})
+		rotated, err := env.keys.RotateKey(context.Background(), rotateNow(a.GetRegistration().GetId()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -164,7 +164,7 @@ func TestSignedTokenVerifiesAgainstJWKS(t *testing.T) {
 		before := signWithToolKey(t, env, id)
 		verify(t, env, before)
 
-		if _, err := env.keys.RotateKey(context.Background(), &ltikeysv1.RotateKeyRequest{RegistrationId: id}); err != nil {
+		if _, err := env.keys.RotateKey(context.Background(), rotateNow(id)); err != nil {
 			t.Fatal(err)
 		}
 		after := signWithToolKey(t, env, id)

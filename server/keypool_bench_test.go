@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
 	"github.com/ltikeys/ltikeys/server"
 	"github.com/ltikeys/ltikeys/storage"
 )
@@ -68,7 +67,7 @@ func benchKeyPool(b *testing.B, bits int, pooled bool, op string) {
 		if op == "CreateRegistration" {
 			_, err = keys.CreateRegistration(ctx, validCreate(fmt.Sprint("bench-", i)))
 		} else {
-			_, err = keys.RotateKey(ctx, &ltikeysv1.RotateKeyRequest{RegistrationId: regID})
+			_, err = keys.RotateKey(ctx, rotateNow(regID))
 		}
 		times = append(times, time.Since(start))
 		if err != nil {

@@ -50,9 +50,16 @@ type KeyServiceConfig struct {
 	// or when it is empty, keys are generated per request.
 	KeyPool *KeyPool
 	// JWKSMaxAge is the max-age the JWKS is served with
-	// (DefaultJWKSMaxAge if zero): RotateKey refuses a nonzero window
-	// shorter than it unless forced.
+	// (DefaultJWKSMaxAge if zero, none if negative): RotateKey refuses a
+	// nonzero window shorter than it unless forced.
 	JWKSMaxAge time.Duration
+	// DefaultPublishAhead is the publish_ahead of a RotateKey that leaves
+	// it unset: how long the new key is published before it signs. Zero
+	// means DefaultPublishAheadFor(JWKSMaxAge); negative, none (the new key
+	// signs at once). Otherwise it must be at least JWKSMaxAge, as an
+	// explicit publish_ahead must be without force, and at most
+	// MaxRotationWindow.
+	DefaultPublishAhead time.Duration
 	// Metrics, if set, counts the signing-key cache's hits and misses as
 	// ltikeys_cache_lookups_total{cache="keys"}. Nil turns counting off.
 	Metrics *Metrics
@@ -76,6 +83,23 @@ type KeyServiceConfig struct {
 	OutageLogInterval time.Duration
 }
 
+// MinDefaultPublishAhead is the least publish-ahead DefaultPublishAheadFor
+// gives, whatever the JWKS max-age. Verifiers cache the JWKS whatever
+// Cache-Control says; panva/jose refetches a key set that lacks a token's
+// kid, but at most once per 30 s (its cooldownDuration), so one that
+// fetched just before a new key was published refuses what the key signs
+// for up to 30 s. See docs/platform-caching.md.
+const MinDefaultPublishAhead = time.Minute
+
+// DefaultPublishAheadFor is the default publish-ahead of a service whose
+// JWKS is served with jwksMaxAge: the larger of it and
+// MinDefaultPublishAhead, so that a new key is in every copy a cache may
+// keep under Cache-Control, and in every verifier that refetches on an
+// unknown kid, before it signs.
+func DefaultPublishAheadFor(jwksMaxAge time.Duration) time.Duration {
+	return max(jwksMaxAge, MinDefaultPublishAhead)
+}
+
 // DefaultMaxPublishedKeys is how many keys one registration may publish
 // unless configured otherwise: every platform's cached copy and every
 // tenant's global JWKS carry them all.
@@ -95,8 +119,10 @@ type KeyService struct {
 	disableKeyExport bool
 	now              func() time.Time
 	jwksMaxAge       time.Duration
-	pool             *KeyPool
-	metrics          *Metrics
+	// publishAhead is the publish_ahead of a RotateKey without one.
+	publishAhead time.Duration
+	pool         *KeyPool
+	metrics      *Metrics
 	// maxPublished is Rotate's MaxPublished: 0 for no bound.
 	maxPublished     int
 	maxTokenLifetime time.Duration
@@ -122,6 +148,14 @@ func NewKeyService(cfg KeyServiceConfig) (*KeyService, error) {
 	if cfg.OutageLogInterval < 0 {
 		return nil, fmt.Errorf("server: the outage log interval must not be negative, got %s", cfg.OutageLogInterval)
 	}
+	jwksMaxAge := max(cmp.Or(cfg.JWKSMaxAge, DefaultJWKSMaxAge), 0)
+	publishAhead := max(cmp.Or(cfg.DefaultPublishAhead, DefaultPublishAheadFor(jwksMaxAge)), 0)
+	switch {
+	case publishAhead > MaxRotationWindow:
+		return nil, fmt.Errorf("server: the default publish-ahead must be at most %s, got %s", MaxRotationWindow, publishAhead)
+	case publishAhead > 0 && publishAhead < jwksMaxAge:
+		return nil, fmt.Errorf("server: the default publish-ahead must be 0 or at least the JWKS max-age (%s), got %s", jwksMaxAge, publishAhead)
+	}
 	log := cfg.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -139,7 +173,8 @@ func NewKeyService(cfg KeyServiceConfig) (*KeyService, error) {
 		log:              log,
 		disableKeyExport: cfg.DisableKeyExport,
 		now:              now,
-		jwksMaxAge:       cmp.Or(cfg.JWKSMaxAge, DefaultJWKSMaxAge),
+		jwksMaxAge:       jwksMaxAge,
+		publishAhead:     publishAhead,
 		pool:             cfg.KeyPool,
 		metrics:          cfg.Metrics,
 		maxPublished:     max(cmp.Or(cfg.MaxPublishedKeys, DefaultMaxPublishedKeys), 0),
@@ -327,8 +362,9 @@ func (s *KeyService) keyError(ctx context.Context, method string, err error, id 
 // unless RotateKey's retire_previous_after says otherwise.
 const DefaultRetirePreviousAfter = 48 * time.Hour
 
-// maxRotationWindow bounds publish_ahead and retire_previous_after.
-const maxRotationWindow = 366 * 24 * time.Hour
+// MaxRotationWindow bounds publish_ahead and retire_previous_after, and
+// the default publish-ahead.
+const MaxRotationWindow = 366 * 24 * time.Hour
 
 // RotateKey implements ltikeysv1.KeyServiceServer.
 func (s *KeyService) RotateKey(ctx context.Context, req *ltikeysv1.RotateKeyRequest) (*ltikeysv1.RotateKeyResponse, error) {
@@ -336,7 +372,7 @@ func (s *KeyService) RotateKey(ctx context.Context, req *ltikeysv1.RotateKeyRequ
 	id := canonicalRegistrationID(req.GetRegistrationId())
 	v.requireUUID("registration_id", id)
 	opts := storage.RotateOptions{
-		PublishAhead:        v.window("publish_ahead", req.GetPublishAhead(), 0, s.jwksMaxAge, req.GetForce()),
+		PublishAhead:        v.window("publish_ahead", req.GetPublishAhead(), s.publishAhead, s.jwksMaxAge, req.GetForce()),
 		RetirePreviousAfter: v.window("retire_previous_after", req.GetRetirePreviousAfter(), DefaultRetirePreviousAfter, s.jwksMaxAge, req.GetForce()),
 	}
 	if err := v.err(); err != nil {
@@ -378,9 +414,10 @@ func (s *KeyService) RotateKey(ctx context.Context, req *ltikeysv1.RotateKeyRequ
 	return resp, nil
 }
 
-// window checks an optional rotation window: def if unset, else a
-// non-negative duration that is zero or, unless force, at least maxAge (a
-// shorter window ends before platforms' cached key sets expire).
+// window checks an optional rotation window: def if unset (the proto
+// field is a message, so unset and 0s differ), else a non-negative
+// duration that is zero or, unless force, at least maxAge (a shorter
+// window ends before platforms' cached key sets expire).
 func (v *violations) window(field string, d *durationpb.Duration, def, maxAge time.Duration, force bool) time.Duration {
 	if d == nil {
 		return def
@@ -393,8 +430,8 @@ func (v *violations) window(field string, d *durationpb.Duration, def, maxAge ti
 	switch {
 	case w < 0:
 		v.add(field, "must not be negative")
-	case w > maxRotationWindow:
-		v.add(field, "must be at most %s", maxRotationWindow)
+	case w > MaxRotationWindow:
+		v.add(field, "must be at most %s", MaxRotationWindow)
 	case w > 0 && w < maxAge && !force:
 		v.add(field, "must be 0 or at least the JWKS max-age (%s), or platforms' cached key sets would not have seen the change; set force to allow it", maxAge)
 	}

@@ -180,7 +180,7 @@ func TestRotateKey(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, env *testEnv) {
 		created := env.mustCreate(t, "rotate")
 		id := created.GetRegistration().GetId()
-		resp, err := env.keys.RotateKey(context.Background(), &ltikeysv1.RotateKeyRequest{RegistrationId: id})
+		resp, err := env.keys.RotateKey(context.Background(), rotateNow(id))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,7 +232,7 @@ func TestRetireKey(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, env *testEnv) {
 		created := env.mustCreate(t, "retire")
 		oldKid := created.GetKey().GetKid()
-		rotated, err := env.keys.RotateKey(context.Background(), &ltikeysv1.RotateKeyRequest{RegistrationId: created.GetRegistration().GetId()})
+		rotated, err := env.keys.RotateKey(context.Background(), rotateNow(created.GetRegistration().GetId()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -296,7 +296,7 @@ func TestConcurrentRotations(t *testing.T) {
 		)
 		for range n {
 			wg.Go(func() {
-				resp, err := env.keys.RotateKey(context.Background(), &ltikeysv1.RotateKeyRequest{RegistrationId: id})
+				resp, err := env.keys.RotateKey(context.Background(), rotateNow(id))
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
@@ -342,8 +342,9 @@ func TestRotateKeyPublishedKeyCap(t *testing.T) {
 		created := env.mustCreate(t, "cap")
 		id := created.GetRegistration().GetId()
 		rotate := func() (*ltikeysv1.RotateKeyResponse, error) {
-			// A year's overlap keeps every previous key published.
-			return env.keys.RotateKey(ctx, &ltikeysv1.RotateKeyRequest{RegistrationId: id, RetirePreviousAfter: durationpb.New(365 * 24 * time.Hour)})
+			// The new key signs at once and a year's overlap keeps every
+			// previous key published: each rotation adds one.
+			return env.keys.RotateKey(ctx, &ltikeysv1.RotateKeyRequest{RegistrationId: id, PublishAhead: durationpb.New(0), RetirePreviousAfter: durationpb.New(365 * 24 * time.Hour)})
 		}
 		for i := 1; i < max; i++ {
 			if _, err := rotate(); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/ltikeys/ltikeys/server"
 	"github.com/ltikeys/ltikeys/storage"
 	"github.com/ltikeys/ltikeys/storage/conformance"
+	"github.com/ltikeys/ltikeys/storage/storagetest"
 )
 
 // clockEnv is a testEnv whose store, key service and JWKS cache all read
@@ -199,7 +200,7 @@ func TestRotateKeyOptions(t *testing.T) {
 		ctx := context.Background()
 		t0 := env.clock.Now()
 		reg := env.mustCreate(t, "opts")
-		id := reg.GetRegistration().GetId()
+		id, firstKid := reg.GetRegistration().GetId(), reg.GetKey().GetKid()
 
 		for _, tc := range []struct {
 			name  string
@@ -219,22 +220,56 @@ func TestRotateKeyOptions(t *testing.T) {
 			t.Errorf("refused rotations stored keys: %d keys", n)
 		}
 
-		// Default: current at once, previous retired after 48h.
+		// Defaults: the new key pending for the default publish-ahead (the
+		// JWKS max-age, an hour here), the previous one retired 48h after
+		// it takes over.
 		def, err := env.keys.RotateKey(ctx, &ltikeysv1.RotateKeyRequest{RegistrationId: id})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if def.GetNewKey().GetState() != ltikeysv1.KeyState_KEY_STATE_CURRENT || def.GetPreviousKey().GetState() != ltikeysv1.KeyState_KEY_STATE_PREVIOUS ||
-			!def.GetPreviousKey().GetRetireTime().AsTime().Equal(t0.Add(48*time.Hour)) {
-			t.Errorf("default rotation: new %v, previous %v retiring %v", def.GetNewKey().GetState(), def.GetPreviousKey().GetState(), def.GetPreviousKey().GetRetireTime().AsTime())
+		activates := t0.Add(time.Hour)
+		if got := def.GetNewKey(); got.GetState() != ltikeysv1.KeyState_KEY_STATE_PENDING || !got.GetActivateTime().AsTime().Equal(activates) {
+			t.Errorf("default rotation: new key %v activating %v, want PENDING until %v", got.GetState(), got.GetActivateTime().AsTime(), activates)
 		}
-		// Forced short window.
-		if _, err := env.keys.RotateKey(ctx, &ltikeysv1.RotateKeyRequest{RegistrationId: id, RetirePreviousAfter: durationpb.New(time.Minute), Force: true}); err != nil {
-			t.Errorf("forced short window: %v", err)
+		if got := def.GetPreviousKey(); got.GetState() != ltikeysv1.KeyState_KEY_STATE_CURRENT || !got.GetSupersedeTime().AsTime().Equal(activates) ||
+			!got.GetRetireTime().AsTime().Equal(activates.Add(48*time.Hour)) {
+			t.Errorf("default rotation: previous key %v superseded %v retiring %v, want CURRENT until %v and retiring 48h later",
+				got.GetState(), got.GetSupersedeTime().AsTime(), got.GetRetireTime().AsTime(), activates)
+		}
+		if r := def.GetRegistration(); r.GetKid() != firstKid || r.GetPendingKid() != def.GetNewKey().GetKid() || !r.GetPendingActivateTime().AsTime().Equal(activates) {
+			t.Errorf("default rotation: registration kid %s pending %s at %v", r.GetKid(), r.GetPendingKid(), r.GetPendingActivateTime().AsTime())
+		}
+		if got := env.signingKid(t, id); got != firstKid {
+			t.Errorf("after a default rotation signs with %s, want the previous key %s until %v", got, firstKid, activates)
+		}
+
+		// publish_ahead 0s: current at once, replacing the pending key.
+		now, err := env.keys.RotateKey(ctx, &ltikeysv1.RotateKeyRequest{RegistrationId: id, PublishAhead: durationpb.New(0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now.GetNewKey().GetState() != ltikeysv1.KeyState_KEY_STATE_CURRENT || !now.GetNewKey().GetActivateTime().AsTime().Equal(t0) ||
+			now.GetPreviousKey().GetKid() != firstKid || now.GetPreviousKey().GetState() != ltikeysv1.KeyState_KEY_STATE_PREVIOUS ||
+			!now.GetPreviousKey().GetRetireTime().AsTime().Equal(t0.Add(48*time.Hour)) {
+			t.Errorf("rotation with publish_ahead 0s: new %v from %v, previous %s %v retiring %v", now.GetNewKey().GetState(), now.GetNewKey().GetActivateTime().AsTime(),
+				now.GetPreviousKey().GetKid(), now.GetPreviousKey().GetState(), now.GetPreviousKey().GetRetireTime().AsTime())
+		}
+		if now.GetReplacedPendingKey().GetKid() != def.GetNewKey().GetKid() {
+			t.Errorf("rotation with publish_ahead 0s replaced pending key %q, want %s", now.GetReplacedPendingKey().GetKid(), def.GetNewKey().GetKid())
+		}
+		if got := env.signingKid(t, id); got != now.GetNewKey().GetKid() {
+			t.Errorf("after a rotation with publish_ahead 0s signs with %s, want %s", got, now.GetNewKey().GetKid())
+		}
+		// Forced short windows.
+		forced, err := env.keys.RotateKey(ctx, &ltikeysv1.RotateKeyRequest{RegistrationId: id, PublishAhead: durationpb.New(time.Minute), RetirePreviousAfter: durationpb.New(time.Minute), Force: true})
+		if err != nil {
+			t.Errorf("forced short windows: %v", err)
+		} else if !forced.GetNewKey().GetActivateTime().AsTime().Equal(t0.Add(time.Minute)) {
+			t.Errorf("forced publish_ahead 1m: activates %v, want %v", forced.GetNewKey().GetActivateTime().AsTime(), t0.Add(time.Minute))
 		}
 		// Emergency revocation: the old key leaves the JWKS and stops signing at once.
 		cur := env.signingKid(t, id)
-		rev, err := env.keys.RotateKey(ctx, &ltikeysv1.RotateKeyRequest{RegistrationId: id, RetirePreviousAfter: durationpb.New(0)})
+		rev, err := env.keys.RotateKey(ctx, &ltikeysv1.RotateKeyRequest{RegistrationId: id, PublishAhead: durationpb.New(0), RetirePreviousAfter: durationpb.New(0)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -269,6 +304,76 @@ func TestRotateKeyOptions(t *testing.T) {
 			t.Errorf("pending keys: %v, %v", pendingList.GetKeys(), err)
 		}
 	})
+}
+
+// TestDefaultPublishAhead checks the publish_ahead a RotateKey without one
+// gets under each configuration, against an explicit 0s, and that
+// NewKeyService refuses a default the window rules would refuse in a
+// request.
+func TestDefaultPublishAhead(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		jwksMaxAge, setting time.Duration
+		want                time.Duration
+	}{
+		{"unset, default max-age", 0, 0, server.DefaultJWKSMaxAge},
+		{"unset, max-age below a minute", 20 * time.Second, 0, server.MinDefaultPublishAhead},
+		{"unset, no max-age", -1, 0, server.MinDefaultPublishAhead},
+		{"unset, max-age an hour", time.Hour, 0, time.Hour},
+		{"set above the max-age", time.Hour, 3 * time.Hour, 3 * time.Hour},
+		{"set to the max-age", time.Hour, time.Hour, time.Hour},
+		{"none", time.Hour, -1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			clock := conformance.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+			t0 := clock.Now()
+			env, _ := startEnv(t, storagetest.SQLiteURL(t), envOptions{
+				store: []storage.Option{storage.WithClock(clock.Now)},
+				cache: []server.JWKSCacheOption{server.WithCacheClock(clock.Now)},
+				configure: func(c *server.KeyServiceConfig) {
+					c.Now = clock.Now
+					c.JWKSMaxAge = tc.jwksMaxAge
+					c.DefaultPublishAhead = tc.setting
+				},
+			})
+			id := env.mustCreate(t, "default-ahead").GetRegistration().GetId()
+			rotated, err := env.keys.RotateKey(ctx, &ltikeysv1.RotateKeyRequest{RegistrationId: id})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantState := ltikeysv1.KeyState_KEY_STATE_PENDING
+			if tc.want == 0 {
+				wantState = ltikeysv1.KeyState_KEY_STATE_CURRENT
+			}
+			if got := rotated.GetNewKey(); got.GetState() != wantState || !got.GetActivateTime().AsTime().Equal(t0.Add(tc.want)) {
+				t.Errorf("RotateKey without publish_ahead: new key %v activating %v, want %v at %v", got.GetState(), got.GetActivateTime().AsTime(), wantState, t0.Add(tc.want))
+			}
+			now, err := env.keys.RotateKey(ctx, &ltikeysv1.RotateKeyRequest{RegistrationId: id, PublishAhead: durationpb.New(0)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := now.GetNewKey(); got.GetState() != ltikeysv1.KeyState_KEY_STATE_CURRENT || !got.GetActivateTime().AsTime().Equal(t0) {
+				t.Errorf("RotateKey with publish_ahead 0s: new key %v activating %v, want CURRENT at %v", got.GetState(), got.GetActivateTime().AsTime(), t0)
+			}
+		})
+	}
+
+	store, err := storage.Open(context.Background(), storagetest.SQLiteURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	for _, bad := range []struct{ jwksMaxAge, setting time.Duration }{
+		{time.Hour, 30 * time.Minute},
+		{time.Hour, server.MaxRotationWindow + time.Second},
+		{server.MaxRotationWindow + time.Second, 0},
+	} {
+		_, err := server.NewKeyService(server.KeyServiceConfig{Store: store, Keyring: testKeyring, KeyBits: 2048, JWKSMaxAge: bad.jwksMaxAge, DefaultPublishAhead: bad.setting})
+		if err == nil || !strings.Contains(err.Error(), "default publish-ahead") {
+			t.Errorf("NewKeyService with JWKS max-age %s and default publish-ahead %s: %v, want an error about the default publish-ahead", bad.jwksMaxAge, bad.setting, err)
+		}
+	}
 }
 
 // containsField reports whether err's message starts with field.

@@ -192,7 +192,7 @@ func TestSignedTokensVerifyAgainstJWKS(t *testing.T) {
 			t.Fatalf("signed with %s, want the registration's key %s", kid, firstKid)
 		}
 
-		rotated, err := env.keys.RotateKey(ctx, &ltikeysv1.RotateKeyRequest{RegistrationId: id})
+		rotated, err := env.keys.RotateKey(ctx, rotateNow(id))
 		if err != nil {
 			t.Fatal(err)
 		}

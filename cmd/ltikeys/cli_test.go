@@ -127,12 +127,23 @@ func TestCLIEndToEnd(t *testing.T) {
 	wantCLIError(t, dir, nil, "INVALID_ARGUMENT", append([]string{"registration", "create"}, append(srv,
 		"--issuer", "x", "--client-id", "y", "--auth-endpoint", "ftp://a", "--jwks-uri", "https://a", "--token-endpoint", "https://a")...)...)
 
-	// Rotate, through the environment twin of --server.
+	// Rotate, through the environment twin of --server. Without
+	// --publish-ahead the server's default applies: the larger of its
+	// --jwks-max-age (5m by default) and 1m, so the new key is pending.
+	var scheduled ltikeysv1.RotateKeyResponse
+	parseJSON(t, mustCLI(t, dir, []string{"LTIKEYS_SERVER=" + p.grpcAddr}, "key", "rotate", "--registration-id", regID, "-o", "json").stdout, &scheduled)
+	if k := scheduled.GetNewKey(); k.GetState() != ltikeysv1.KeyState_KEY_STATE_PENDING ||
+		k.GetActivateTime().AsTime().Sub(k.GetCreateTime().AsTime()) != 5*time.Minute || scheduled.GetPreviousKey().GetKid() != kid1 {
+		t.Fatalf("rotate without --publish-ahead returned %v; want a key pending for 5m", &scheduled)
+	}
+	// --publish-ahead 0s is sent as 0s: the new key signs at once, and
+	// replaces the pending one.
 	var rotated ltikeysv1.RotateKeyResponse
-	parseJSON(t, mustCLI(t, dir, []string{"LTIKEYS_SERVER=" + p.grpcAddr}, "key", "rotate", "--registration-id", regID, "-o", "json").stdout, &rotated)
+	parseJSON(t, mustCLI(t, dir, nil, append([]string{"key", "rotate", "--registration-id", regID, "--publish-ahead", "0s", "-o", "json"}, srv...)...).stdout, &rotated)
 	kid2 := rotated.GetNewKey().GetKid()
-	if kid2 == "" || kid2 == kid1 || rotated.GetPreviousKey().GetKid() != kid1 {
-		t.Fatalf("rotate returned %v", &rotated)
+	if kid2 == "" || kid2 == kid1 || rotated.GetNewKey().GetState() != ltikeysv1.KeyState_KEY_STATE_CURRENT || rotated.GetPreviousKey().GetKid() != kid1 ||
+		rotated.GetReplacedPendingKey().GetKid() != scheduled.GetNewKey().GetKid() {
+		t.Fatalf("rotate --publish-ahead 0s returned %v", &rotated)
 	}
 	res := wantCLIError(t, dir, nil, "NOT_FOUND", append([]string{"key", "rotate", "--registration-id", "0190a5c0-0000-7000-8000-0000000000ff"}, srv...)...)
 	if res.exit != 1 {
@@ -258,7 +269,7 @@ func TestCLIEndToEnd(t *testing.T) {
 		`ltikeys_keys{state="current"} 2`,
 		`ltikeys_keys{state="pending"} 0`,
 		`ltikeys_keys{state="previous"} 0`,
-		`ltikeys_keys{state="retired"} 1`,
+		`ltikeys_keys{state="retired"} 2`, // kid1 and the replaced pending key
 		`ltikeys_key_pool_keys{bits="2048"} `,
 		`ltikeys_cache_lookups_total{cache="keys",result="miss"} `,
 		`ltikeys_cache_lookups_total{cache="keys",result="hit"} `,
@@ -389,7 +400,7 @@ func TestCLIRegistrationsAndKeys(t *testing.T) {
 	}
 	wantCLIError(t, dir, nil, "INVALID_ARGUMENT", cli("key", "rotate", "--registration-id", regID, "--publish-ahead", "1s")...)
 	var forced ltikeysv1.RotateKeyResponse
-	parseJSON(t, mustCLI(t, dir, nil, cli("key", "rotate", "--registration-id", ids[1], "--retire-previous-after", "1s", "--force", "-o", "json")...).stdout, &forced)
+	parseJSON(t, mustCLI(t, dir, nil, cli("key", "rotate", "--registration-id", ids[1], "--publish-ahead", "0s", "--retire-previous-after", "1s", "--force", "-o", "json")...).stdout, &forced)
 	if prev := forced.GetPreviousKey(); forced.GetNewKey().GetState() != ltikeysv1.KeyState_KEY_STATE_CURRENT ||
 		prev.GetRetireTime().AsTime().Sub(prev.GetSupersedeTime().AsTime()) != time.Second {
 		t.Errorf("rotate --force returned %v", &forced)

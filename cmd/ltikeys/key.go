@@ -20,10 +20,10 @@ func newKeyCommand() *cobra.Command {
 		Long: `key manages the key pairs of platform registrations. A key is pending
 (published, not signing yet), current (the registration's signing key),
 previous (published so platforms can still verify what it signed) or
-retired (unpublished). "key rotate" makes a new key current, or pending
-first with --publish-ahead; the key it replaces becomes previous and is
-retired by the server 48 hours later (--retire-previous-after for another
-delay). "key retire" unpublishes a previous key at once. "key list" shows
+retired (unpublished). "key rotate" makes a new key pending, then current
+after the server's default publish-ahead (or --publish-ahead; 0s makes it
+current at once); the key it replaces becomes previous and is retired by
+the server 48 hours later (--retire-previous-after for another delay). "key retire" unpublishes a previous key at once. "key list" shows
 each key's state and schedule.
 ` + clientHelp,
 		Args: subcommandArgs,
@@ -46,14 +46,17 @@ func newKeyRotateCommand(o *clientOptions) *cobra.Command {
 		Long: `rotate generates a new key pair for a registration and schedules the change
 of signing key (RotateKey; needs scope keys.admin):
 
-  - the new key is published in the JWKS at once. It signs at once, or with
-    --publish-ahead only after that delay (it is pending until then), so
-    platforms that cache the JWKS have fetched it before it signs;
+  - the new key is published in the JWKS at once and signs only after
+    --publish-ahead (it is pending until then), so platforms that cache the
+    JWKS have fetched it before it signs. Without --publish-ahead the
+    server's --default-publish-ahead applies (unless configured, the larger
+    of its --jwks-max-age and 1m); --publish-ahead 0s makes it sign at once;
   - the key it replaces keeps signing until then, then becomes previous
     (published, verification only) and is retired (unpublished) by the
     server --retire-previous-after later: 48h unless given. 0s retires it
-    the moment the new key takes over; without --publish-ahead that is an
-    emergency revocation.
+    the moment the new key takes over; with --publish-ahead 0s that is an
+    emergency revocation (platforms still accept the old key until their
+    cached copy of the JWKS expires: see docs/platform-caching.md).
 
 Both delays must be 0 or at least the server's --jwks-max-age (else
 INVALID_ARGUMENT), unless --force is given. Rotating while a rotation is
@@ -67,7 +70,8 @@ still unpublishes a previous key at once.
     --publish-ahead 24h --retire-previous-after 72h
 
   # The old key is compromised: stop signing with it and unpublish it now.
-  ltikeys key rotate --registration-id 0199b7f0-5a8e-7c4e-9d1a-3f2b6c8d9e01 --retire-previous-after 0s`,
+  ltikeys key rotate --registration-id 0199b7f0-5a8e-7c4e-9d1a-3f2b6c8d9e01 \
+    --publish-ahead 0s --retire-previous-after 0s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Unset flags stay unset, so the server's defaults apply.
@@ -90,7 +94,7 @@ still unpublishes a previous key at once.
 	}
 	f := cmd.Flags()
 	f.StringVar(&req.RegistrationId, "registration-id", "", "id of the registration (required)")
-	f.DurationVar(&publishAhead, "publish-ahead", 0, "publish the new key this long before it signs (e.g. 24h); default 0: it signs at once")
+	f.DurationVar(&publishAhead, "publish-ahead", 0, "publish the new key this long before it signs (e.g. 24h); default (unset) the server's --default-publish-ahead, 0s signs at once")
 	f.DurationVar(&retirePreviousAfter, "retire-previous-after", 0, "retire the replaced key this long after the new key takes over; default (unset) 48h, 0s retires it then")
 	f.BoolVar(&req.Force, "force", false, "accept nonzero delays shorter than the server's --jwks-max-age (platforms may reject signatures until their cached JWKS expires)")
 	_ = cmd.MarkFlagRequired("registration-id")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/reflection"
@@ -37,6 +38,7 @@ type serveOptions struct {
 	jwksRefresh      time.Duration
 	jwksCoalesce     time.Duration
 	jwksMaxAge       time.Duration
+	publishAhead     time.Duration
 	jwksMaxStale     time.Duration
 	keyCacheSize     int
 	maxPublishedKeys int
@@ -112,6 +114,7 @@ private key opens with the configured master keys and refuses to start,
 naming the missing key, if one does not.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.computeDefaults(cmd.Flags())
 			if o.printConfig {
 				return printConfig(cmd.OutOrStdout(), cmd)
 			}
@@ -132,6 +135,7 @@ naming the missing key, if one does not.`,
 	f.DurationVar(&o.jwksRefresh, "jwks-refresh", time.Second, "how often to check the database for changes made by other replicas (one single-row query; only after a change are the changed keys read); on PostgreSQL changes are also pushed at once by LISTEN/NOTIFY")
 	f.DurationVar(&o.jwksCoalesce, "jwks-coalesce", time.Second, "least time between two rebuilds of the JWKS of every key (/.well-known/jwks.json), which is built on the first request after a change: requests in between get the previous one, so it lags changes by at most this; 0 rebuilds on the first request after every change. Per-registration JWKS and scheduled retirements are never delayed")
 	f.DurationVar(&o.jwksMaxAge, "jwks-max-age", server.DefaultJWKSMaxAge, "max-age of the JWKS responses' Cache-Control header: how long platforms and shared caches may reuse them")
+	f.DurationVar(&o.publishAhead, publishAheadFlag, 0, "how long a new key is published before it signs when a RotateKey leaves publish_ahead unset (\"ltikeys key rotate\" without --publish-ahead), so that verifiers, which cache the JWKS whatever Cache-Control says, have it before it signs (see docs/platform-caching.md); an explicit publish_ahead, 0s included, wins. 0 or at least --jwks-max-age. Default: the larger of --jwks-max-age and "+server.MinDefaultPublishAhead.String()+", which --print-config shows")
 	f.DurationVar(&o.jwksMaxStale, "jwks-max-stale", server.DefaultJWKSMaxStale, "how long the JWKS stays ready (/readyz 200, health ltikeys.v1.JwksService SERVING) on the last good key set while the database does not answer; 0: not ready as soon as a check of the database fails")
 	f.IntVar(&o.keyPoolSize, "key-pool-size", server.DefaultKeyPoolSize, "how many pre-generated keys (of --key-bits) to keep in memory, refilled in the background, so CreateRegistration and RotateKey need not wait for RSA generation; 0 turns the pool off")
 	f.DurationVar(&o.transitions, "transition-interval", server.DefaultTransitionInterval, "how often to record due key transitions (pending keys activating, previous keys retiring) in the database; which key signs and which keys are published follow the schedule whether or not they are recorded")
@@ -177,6 +181,14 @@ func serve(ctx context.Context, o *serveOptions) error {
 	}
 	if o.jwksMaxAge < 0 {
 		return fmt.Errorf("--jwks-max-age: must not be negative, got %s", o.jwksMaxAge)
+	}
+	switch {
+	case o.publishAhead < 0:
+		return fmt.Errorf("--%s: must not be negative, got %s", publishAheadFlag, o.publishAhead)
+	case o.publishAhead > 0 && o.publishAhead < o.jwksMaxAge:
+		return fmt.Errorf("--%s %s is shorter than --jwks-max-age %s: a platform may keep the JWKS for --jwks-max-age and refuse what a new key signs until then; give 0 (new keys sign at once) or at least --jwks-max-age", publishAheadFlag, o.publishAhead, o.jwksMaxAge)
+	case o.publishAhead > server.MaxRotationWindow:
+		return fmt.Errorf("--%s: must be at most %s, got %s", publishAheadFlag, server.MaxRotationWindow, o.publishAhead)
 	}
 	if o.jwksMaxStale < 0 {
 		return fmt.Errorf("--jwks-max-stale: must not be negative, got %s", o.jwksMaxStale)
@@ -324,15 +336,16 @@ func serve(ctx context.Context, o *serveOptions) error {
 			KeyBits:      o.keyBits,
 			JWKS:         jwks,
 			KeyCacheSize: offIfNotPositive(o.keyCacheSize),
-			JWKSMaxAge:   o.jwksMaxAge,
+			JWKSMaxAge:   noneIfZero(o.jwksMaxAge),
 			KeyPool:      pool,
 			Metrics:      metrics,
 			Log:          log.With("component", "keys"),
 
-			DisableKeyExport: o.disableExport,
-			MaxPublishedKeys: offIfNotPositive(o.maxPublishedKeys),
-			MaxTokenLifetime: o.maxTokenLife,
-			PublicURL:        o.publicURL,
+			DefaultPublishAhead: noneIfZero(o.publishAhead),
+			DisableKeyExport:    o.disableExport,
+			MaxPublishedKeys:    offIfNotPositive(o.maxPublishedKeys),
+			MaxTokenLifetime:    o.maxTokenLife,
+			PublicURL:           o.publicURL,
 		})
 		if err != nil {
 			return err
@@ -428,6 +441,30 @@ func reloadOnHangup(ctx context.Context, hangup <-chan os.Signal, access *access
 			_ = access.reload()
 		}
 	}
+}
+
+// publishAheadFlag is serve's flag for KeyServiceConfig.DefaultPublishAhead.
+const publishAheadFlag = "default-publish-ahead"
+
+// computeDefaults sets the flags whose default follows from other flags,
+// when they were not given (on the command line, in the environment or in
+// the --config file), so that serve and --print-config see the effective
+// value: --default-publish-ahead, from --jwks-max-age.
+func (o *serveOptions) computeDefaults(flags *pflag.FlagSet) {
+	if f := flags.Lookup(publishAheadFlag); f != nil && !f.Changed {
+		o.publishAhead = server.DefaultPublishAheadFor(o.jwksMaxAge)
+		setSource(f, sourceDefault+": the larger of --jwks-max-age and "+server.MinDefaultPublishAhead.String())
+	}
+}
+
+// noneIfZero maps a duration flag where 0 means none (--jwks-max-age,
+// --default-publish-ahead) to a KeyServiceConfig field where 0 means the
+// default and a negative value none.
+func noneIfZero(flag time.Duration) time.Duration {
+	if flag == 0 {
+		return -1
+	}
+	return flag
 }
 
 // offIfNotPositive maps a flag where 0 or less turns something off

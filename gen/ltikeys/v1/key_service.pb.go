@@ -730,8 +730,11 @@ type RotateKeyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required.
 	RegistrationId string `protobuf:"bytes,1,opt,name=registration_id,json=registrationId,proto3" json:"registration_id,omitempty"`
-	// How long the new key is published before it signs. Default 0: it signs
-	// at once. Otherwise at least the JWKS max-age, unless force is set.
+	// How long the new key is published before it signs. Unset, the
+	// server's default publish-ahead (serve --default-publish-ahead; unless
+	// configured, the larger of the JWKS max-age and 60 seconds). 0s: it
+	// signs at once. Otherwise at least the JWKS max-age, unless force is
+	// set.
 	PublishAhead *durationpb.Duration `protobuf:"bytes,2,opt,name=publish_ahead,json=publishAhead,proto3" json:"publish_ahead,omitempty"`
 	// How long after the new key takes over the previous key stays published
 	// (verification only) before it is retired. Default 48 hours; 0s retires
@@ -807,7 +810,8 @@ type RotateKeyResponse struct {
 	// The registration: kid is the new key unless publish_ahead delays it,
 	// in which case pending_kid is.
 	Registration *Registration `protobuf:"bytes,1,opt,name=registration,proto3" json:"registration,omitempty"`
-	// The new key, already published: CURRENT, or PENDING with publish_ahead.
+	// The new key, already published: CURRENT with a publish_ahead of 0s
+	// (given, or the server's default), PENDING otherwise.
 	NewKey *Key `protobuf:"bytes,2,opt,name=new_key,json=newKey,proto3" json:"new_key,omitempty"`
 	// The key the new one replaces as signing key, with its schedule.
 	PreviousKey *Key `protobuf:"bytes,3,opt,name=previous_key,json=previousKey,proto3" json:"previous_key,omitempty"`

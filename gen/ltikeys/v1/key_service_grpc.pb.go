@@ -62,13 +62,18 @@ type KeyServiceClient interface {
 	// change of signing key:
 	//
 	//   - the new key is published in the JWKS at once and becomes the
-	//     signing key (CURRENT) after publish_ahead (default 0: at once);
-	//     until then it is PENDING;
+	//     signing key (CURRENT) after publish_ahead; until then it is
+	//     PENDING. Without publish_ahead the server's default applies (serve
+	//     --default-publish-ahead: unless configured, the larger of the JWKS
+	//     max-age and 60 seconds), so that verifiers, which cache the JWKS
+	//     whatever its max-age says, have the new key before it signs;
+	//     publish_ahead 0s makes it sign at once;
 	//   - the key it replaces keeps signing until then, becomes PREVIOUS
 	//     (published, verification only) and is retired (unpublished)
 	//     retire_previous_after later (default 48 hours; 0s retires it the
-	//     moment the new key takes over: with publish_ahead 0, an emergency
-	//     revocation).
+	//     moment the new key takes over: with publish_ahead 0s, an emergency
+	//     revocation, though verifiers keep accepting the old key until their
+	//     cached copy of the JWKS expires).
 	//
 	// Rotating while a rotation is pending replaces the pending key, which is
 	// retired, instead of stacking keys. Transitions take effect at their
@@ -119,7 +124,9 @@ type KeyServiceClient interface {
 	//
 	// Errors: INVALID_ARGUMENT for a missing or malformed lookup, audience or
 	// expires_in; NOT_FOUND when no registration matches; FAILED_PRECONDITION
-	// when the registration has no token endpoint and no audience is given.
+	// when no audience is given and the registration's stored token_endpoint
+	// is empty, which only a row written beneath the API can be
+	// (CreateRegistration and UpdateRegistration require one).
 	CreateClientAssertion(ctx context.Context, in *CreateClientAssertionRequest, opts ...grpc.CallOption) (*CreateClientAssertionResponse, error)
 	// GetRegistration returns one registration.
 	//
@@ -307,13 +314,18 @@ type KeyServiceServer interface {
 	// change of signing key:
 	//
 	//   - the new key is published in the JWKS at once and becomes the
-	//     signing key (CURRENT) after publish_ahead (default 0: at once);
-	//     until then it is PENDING;
+	//     signing key (CURRENT) after publish_ahead; until then it is
+	//     PENDING. Without publish_ahead the server's default applies (serve
+	//     --default-publish-ahead: unless configured, the larger of the JWKS
+	//     max-age and 60 seconds), so that verifiers, which cache the JWKS
+	//     whatever its max-age says, have the new key before it signs;
+	//     publish_ahead 0s makes it sign at once;
 	//   - the key it replaces keeps signing until then, becomes PREVIOUS
 	//     (published, verification only) and is retired (unpublished)
 	//     retire_previous_after later (default 48 hours; 0s retires it the
-	//     moment the new key takes over: with publish_ahead 0, an emergency
-	//     revocation).
+	//     moment the new key takes over: with publish_ahead 0s, an emergency
+	//     revocation, though verifiers keep accepting the old key until their
+	//     cached copy of the JWKS expires).
 	//
 	// Rotating while a rotation is pending replaces the pending key, which is
 	// retired, instead of stacking keys. Transitions take effect at their
@@ -364,7 +376,9 @@ type KeyServiceServer interface {
 	//
 	// Errors: INVALID_ARGUMENT for a missing or malformed lookup, audience or
 	// expires_in; NOT_FOUND when no registration matches; FAILED_PRECONDITION
-	// when the registration has no token endpoint and no audience is given.
+	// when no audience is given and the registration's stored token_endpoint
+	// is empty, which only a row written beneath the API can be
+	// (CreateRegistration and UpdateRegistration require one).
 	CreateClientAssertion(context.Context, *CreateClientAssertionRequest) (*CreateClientAssertionResponse, error)
 	// GetRegistration returns one registration.
 	//
