@@ -47,29 +47,35 @@ const (
 	// and keys (CreateRegistration, RotateKey, RetireKey,
 	// UpdateRegistration, DeleteRegistration).
 	ScopeKeysAdmin Scope = "keys.admin"
+	// ScopePlatformToken allows obtaining platforms' access tokens for a
+	// registration (GetPlatformAccessToken): ltikeys signs the client
+	// assertion and exchanges it, so the caller handles neither a key nor
+	// an assertion.
+	ScopePlatformToken Scope = "platform.token"
 )
 
 // knownScopes are the scopes a token or certificate identity may be granted.
 // Configuration naming any other scope is refused, so a typo fails loudly
 // instead of granting nothing.
-var knownScopes = []Scope{ScopeKeysRead, ScopeKeysReadPrivate, ScopeKeysSign, ScopeKeysAdmin}
+var knownScopes = []Scope{ScopeKeysRead, ScopeKeysReadPrivate, ScopeKeysSign, ScopeKeysAdmin, ScopePlatformToken}
 
 // methodScopes is the access-control table: the scope each non-public
 // method requires. It is the only place authorization is decided. A method
 // absent from it is refused to every caller, and a test fails for every
 // method of the API that has no entry, so a new RPC cannot ship unguarded.
 var methodScopes = map[string]Scope{
-	ltikeysv1.KeyService_CreateRegistration_FullMethodName:    ScopeKeysAdmin,
-	ltikeysv1.KeyService_GetToolKey_FullMethodName:            ScopeKeysReadPrivate,
-	ltikeysv1.KeyService_SignJwt_FullMethodName:               ScopeKeysSign,
-	ltikeysv1.KeyService_CreateClientAssertion_FullMethodName: ScopeKeysSign,
-	ltikeysv1.KeyService_RotateKey_FullMethodName:             ScopeKeysAdmin,
-	ltikeysv1.KeyService_RetireKey_FullMethodName:             ScopeKeysAdmin,
-	ltikeysv1.KeyService_GetRegistration_FullMethodName:       ScopeKeysRead,
-	ltikeysv1.KeyService_ListRegistrations_FullMethodName:     ScopeKeysRead,
-	ltikeysv1.KeyService_ListKeys_FullMethodName:              ScopeKeysRead,
-	ltikeysv1.KeyService_UpdateRegistration_FullMethodName:    ScopeKeysAdmin,
-	ltikeysv1.KeyService_DeleteRegistration_FullMethodName:    ScopeKeysAdmin,
+	ltikeysv1.KeyService_CreateRegistration_FullMethodName:     ScopeKeysAdmin,
+	ltikeysv1.KeyService_GetToolKey_FullMethodName:             ScopeKeysReadPrivate,
+	ltikeysv1.KeyService_SignJwt_FullMethodName:                ScopeKeysSign,
+	ltikeysv1.KeyService_CreateClientAssertion_FullMethodName:  ScopeKeysSign,
+	ltikeysv1.KeyService_GetPlatformAccessToken_FullMethodName: ScopePlatformToken,
+	ltikeysv1.KeyService_RotateKey_FullMethodName:              ScopeKeysAdmin,
+	ltikeysv1.KeyService_RetireKey_FullMethodName:              ScopeKeysAdmin,
+	ltikeysv1.KeyService_GetRegistration_FullMethodName:        ScopeKeysRead,
+	ltikeysv1.KeyService_ListRegistrations_FullMethodName:      ScopeKeysRead,
+	ltikeysv1.KeyService_ListKeys_FullMethodName:               ScopeKeysRead,
+	ltikeysv1.KeyService_UpdateRegistration_FullMethodName:     ScopeKeysAdmin,
+	ltikeysv1.KeyService_DeleteRegistration_FullMethodName:     ScopeKeysAdmin,
 }
 
 // publicMethods need no credentials: the JWKS holds only public keys. Like

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ltikeys/ltikeys/crypto"
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
+	"github.com/ltikeys/ltikeys/server/platform"
 	"github.com/ltikeys/ltikeys/storage"
 )
 
@@ -77,6 +78,10 @@ type KeyServiceConfig struct {
 	// Every Registration a response carries then has tool_jwks_url set to
 	// its JWK Set's URL under it; empty leaves the field empty.
 	PublicURL string
+	// PlatformTokens, if set, serves GetPlatformAccessToken: it exchanges
+	// client assertions for platforms' access tokens and caches them. Nil
+	// leaves the method UNIMPLEMENTED.
+	PlatformTokens *platform.TokenClient
 	// OutageLogInterval is how often, at most, the service logs the count
 	// of calls that failed UNAVAILABLE because the database was away (see
 	// storeError): DefaultOutageLogInterval if zero.
@@ -128,6 +133,7 @@ type KeyService struct {
 	maxTokenLifetime time.Duration
 	jwksURLs         jwksURLs
 	outage           *outageLog
+	platformTokens   *platform.TokenClient
 }
 
 // NewKeyService returns a KeyService. It fails on an invalid configuration.
@@ -180,6 +186,7 @@ func NewKeyService(cfg KeyServiceConfig) (*KeyService, error) {
 		maxPublished:     max(cmp.Or(cfg.MaxPublishedKeys, DefaultMaxPublishedKeys), 0),
 		maxTokenLifetime: cmp.Or(cfg.MaxTokenLifetime, DefaultMaxTokenLifetime),
 		jwksURLs:         urls,
+		platformTokens:   cfg.PlatformTokens,
 		outage:           &outageLog{log: log, now: now, interval: cmp.Or(cfg.OutageLogInterval, DefaultOutageLogInterval)},
 	}, nil
 }
@@ -399,6 +406,7 @@ func (s *KeyService) RotateKey(ctx context.Context, req *ltikeysv1.RotateKeyRequ
 		return nil, s.registrationError(ctx, "RotateKey", err, id)
 	}
 	s.keysChanged(ctx)
+	s.platformTokens.Invalidate(id)
 	s.log.InfoContext(ctx, "key rotated", "registration_id", r.Registration.ID, "kid", r.New.KID,
 		"previous_kid", r.Previous.KID, "activates_at", r.New.ActivatesAt, "previous_retire_at", r.Previous.RetireAt,
 		"replaced_pending_kid", r.Replaced.KID)

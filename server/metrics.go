@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 
+	"github.com/ltikeys/ltikeys/server/platform"
 	"github.com/ltikeys/ltikeys/storage"
 )
 
@@ -41,6 +42,11 @@ const MetricsPath = "/metrics"
 //	                                  (op "open_key": another registration's, or
 //	                                  not opening)
 //	ltikeys_grpc_panics_total         handler panics recovered as INTERNAL
+//	ltikeys_platform_token_requests_total{outcome},
+//	ltikeys_platform_token_request_seconds{outcome}
+//	                                  outbound requests to platforms' token
+//	                                  endpoints by outcome (platform.Outcomes),
+//	                                  and their latency
 //
 // plus the Go runtime and process collectors.
 type Metrics struct {
@@ -50,6 +56,10 @@ type Metrics struct {
 	cacheLookups  *prometheus.CounterVec
 	storageErrors *prometheus.CounterVec
 	panics        prometheus.Counter
+	// platformTokens and platformTokenSeconds count and time the
+	// outbound token requests, by platform.Outcome.
+	platformTokens       *prometheus.CounterVec
+	platformTokenSeconds *prometheus.HistogramVec
 }
 
 // NewMetrics returns a Metrics with every series registered.
@@ -75,11 +85,24 @@ func NewMetrics() *Metrics {
 			Name: "ltikeys_grpc_panics_total",
 			Help: "gRPC handler panics recovered and answered with INTERNAL.",
 		}),
+		platformTokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ltikeys_platform_token_requests_total",
+			Help: "Outbound access token requests to platforms' token endpoints, by outcome (ok, oauth_error, unavailable, malformed, refused, assertion_error).",
+		}, []string{"outcome"}),
+		platformTokenSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ltikeys_platform_token_request_seconds",
+			Help:    "Latency of outbound access token requests to platforms' token endpoints, from sending the request to reading the answer, by outcome.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"outcome"}),
+	}
+	for _, o := range platform.Outcomes {
+		m.platformTokens.WithLabelValues(string(o))
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.grpc, m.jwksRequests, m.cacheLookups, m.storageErrors, m.panics,
+		m.platformTokens, m.platformTokenSeconds,
 	)
 	return m
 }
@@ -140,6 +163,19 @@ func (m *Metrics) CacheLookup(cache string, hit bool) {
 		result = "hit"
 	}
 	m.cacheLookups.WithLabelValues(cache, result).Inc()
+}
+
+// PlatformTokenRequest counts and times one outbound access token request
+// (platform.Observer; an outcome of OutcomeAssertionError sent nothing and
+// is counted, not timed).
+func (m *Metrics) PlatformTokenRequest(outcome platform.Outcome, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.platformTokens.WithLabelValues(string(outcome)).Inc()
+	if outcome != platform.OutcomeAssertionError {
+		m.platformTokenSeconds.WithLabelValues(string(outcome)).Observe(d.Seconds())
+	}
 }
 
 // StorageError counts one failed storage operation.

@@ -108,6 +108,7 @@ func (s *KeyService) UpdateRegistration(ctx context.Context, req *ltikeysv1.Upda
 		return nil, s.registrationError(ctx, "UpdateRegistration", err, id)
 	}
 	s.keysChanged(ctx)
+	s.platformTokens.Invalidate(id)
 	s.log.InfoContext(ctx, "registration updated", "registration_id", id, "fields", paths)
 	return &ltikeysv1.UpdateRegistrationResponse{Registration: s.registrationProto(reg, s.now())}, nil
 }
@@ -127,6 +128,7 @@ func (s *KeyService) DeleteRegistration(ctx context.Context, req *ltikeysv1.Dele
 	// The response names no registration: only its keys.
 	auditRegistration(ctx, id)
 	s.keysChanged(ctx)
+	s.platformTokens.Invalidate(id)
 	s.log.InfoContext(ctx, "registration deleted", "registration_id", id, "keys", len(keys))
 	resp := &ltikeysv1.DeleteRegistrationResponse{}
 	now := s.now()

@@ -151,9 +151,26 @@ func (s *KeyService) CreateClientAssertion(ctx context.Context, req *ltikeysv1.C
 	if aud == "" {
 		return nil, status.Errorf(codes.FailedPrecondition, "registration %q has no token endpoint: give an audience", sk.reg.ID)
 	}
+	token, exp, err := s.clientAssertion(sk, aud, lifetime)
+	if err != nil {
+		return nil, s.storeError(ctx, "CreateClientAssertion", err)
+	}
+	return &ltikeysv1.CreateClientAssertionResponse{
+		ClientAssertion: token,
+		Kid:             sk.kid,
+		ExpireTime:      timestamppb.New(exp),
+	}, nil
+}
+
+// clientAssertion signs a client assertion with sk for the audience aud
+// (1EdTech Security Framework 1.1, section 4.1.1): iss and sub the
+// registration's client_id, iat now, exp lifetime later, and a random
+// 128-bit jti, so that no two assertions are alike. It returns the
+// assertion and its exp.
+func (s *KeyService) clientAssertion(sk *signingKey, aud string, lifetime time.Duration) (string, time.Time, error) {
 	jti := make([]byte, 16)
 	if _, err := rand.Read(jti); err != nil {
-		return nil, s.storeError(ctx, "CreateClientAssertion", fmt.Errorf("jti: %w", err))
+		return "", time.Time{}, fmt.Errorf("jti: %w", err)
 	}
 	iat := s.now().Truncate(time.Second)
 	exp := iat.Add(lifetime)
@@ -166,17 +183,13 @@ func (s *KeyService) CreateClientAssertion(ctx context.Context, req *ltikeysv1.C
 		Jti: base64.RawURLEncoding.EncodeToString(jti),
 	})
 	if err != nil {
-		return nil, s.storeError(ctx, "CreateClientAssertion", fmt.Errorf("marshal claims: %w", err))
+		return "", time.Time{}, fmt.Errorf("marshal claims: %w", err)
 	}
 	token, err := sk.sign(payload)
 	if err != nil {
-		return nil, s.storeError(ctx, "CreateClientAssertion", err)
+		return "", time.Time{}, err
 	}
-	return &ltikeysv1.CreateClientAssertionResponse{
-		ClientAssertion: token,
-		Kid:             sk.kid,
-		ExpireTime:      timestamppb.New(exp),
-	}, nil
+	return token, exp, nil
 }
 
 // sign returns payload signed with the key as a compact JWS whose protected

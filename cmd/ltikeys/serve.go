@@ -21,6 +21,7 @@ import (
 	"github.com/ltikeys/ltikeys/crypto"
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
 	"github.com/ltikeys/ltikeys/server"
+	"github.com/ltikeys/ltikeys/server/platform"
 	"github.com/ltikeys/ltikeys/storage"
 )
 
@@ -50,6 +51,11 @@ type serveOptions struct {
 	requestTimeout   time.Duration
 	printConfig      bool
 	maxTokenLife     time.Duration
+
+	// The outbound side: platforms' token endpoints.
+	platformTokenMargin   time.Duration
+	platformTimeout       time.Duration
+	allowPrivatePlatforms bool
 }
 
 func newServeCommand() *cobra.Command {
@@ -146,6 +152,9 @@ naming the missing key, if one does not.`,
 	f.BoolVar(&o.reflection, "reflection", true, "serve gRPC server reflection, so grpcurl and similar tools need no .proto files; --reflection=false turns it off")
 	f.DurationVar(&o.requestTimeout, "request-timeout", 30*time.Second, "longest a gRPC call may run; a client's shorter deadline is kept")
 	f.DurationVar(&o.maxTokenLife, "max-token-lifetime", server.DefaultMaxTokenLifetime, "longest a token the service signs may stay valid, in whole seconds: bounds SignJwt's expires_in and exp claims and CreateClientAssertion's expires_in (which is also at most 1h); SignJwt gives claims without exp the shorter of 5m and this")
+	f.DurationVar(&o.platformTokenMargin, "platform-token-margin", platform.DefaultExpiryMargin, "how long before it expires a platform access token that GetPlatformAccessToken obtained stops being reused from memory; a token that lives no longer than this is returned but not reused")
+	f.DurationVar(&o.platformTimeout, "platform-timeout", platform.DefaultRequestTimeout, "longest one request to a platform's token endpoint may take, from connecting to reading the answer (connecting and the TLS handshake are bounded by "+platform.DefaultConnectTimeout.String()+" each)")
+	f.BoolVar(&o.allowPrivatePlatforms, "allow-private-platforms", false, "let GetPlatformAccessToken reach token endpoints at private, loopback, link-local and other non-public addresses (an on-premises platform); by default such an address is refused when connecting, after DNS resolution, so that no registration can make ltikeys call into the internal network. A token endpoint whose own host is localhost or a loopback address is always allowed")
 	f.BoolVar(&o.printConfig, "print-config", false, "print the effective configuration (flags, environment, --config file) with secrets redacted, and exit")
 	addEnvUsage(f)
 	return cmd
@@ -330,6 +339,10 @@ func serve(ctx context.Context, o *serveOptions) error {
 			}()
 			defer func() { stopPool(); <-poolDone }()
 		}
+		platformTokens, err := newPlatformTokens(o, metrics, log.With("component", "platform"))
+		if err != nil {
+			return err
+		}
 		keyService, err := server.NewKeyService(server.KeyServiceConfig{
 			Store:        store,
 			Keyring:      keyring,
@@ -346,6 +359,7 @@ func serve(ctx context.Context, o *serveOptions) error {
 			MaxPublishedKeys:    offIfNotPositive(o.maxPublishedKeys),
 			MaxTokenLifetime:    o.maxTokenLife,
 			PublicURL:           o.publicURL,
+			PlatformTokens:      platformTokens,
 		})
 		if err != nil {
 			return err

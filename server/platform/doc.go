@@ -48,8 +48,9 @@
 // MaxTokenLifetime is read as MaxTokenLifetime), scope optional (absent,
 // it is the scopes requested).
 //
-// Tokens are cached in memory, per registration id, token endpoint and
-// scope set (NormalizeScopes: sorted, without repeats), until their
+// Tokens are cached in memory, per registration id, token endpoint,
+// signing key (TokenRequest.KeyID) and scope set (NormalizeScopes: sorted,
+// without repeats), until their
 // expiry less the expiry margin (default one minute); a token that does
 // not outlive the margin is returned but not cached. The expiry counts
 // from when the request was sent. The cache holds at most MaxTokens
@@ -79,8 +80,10 @@
 //     temporarily_unavailable or server_error): UNAVAILABLE, with a
 //     RetryInfo of UnavailableError.RetryAfter when the platform sent
 //     Retry-After;
-//   - *OAuthError (the platform's refusal: invalid_client, invalid_grant,
-//     invalid_scope, unauthorized_client…): FAILED_PRECONDITION, with the
+//   - *OAuthError with code invalid_scope: INVALID_ARGUMENT, as the
+//     caller's scopes are at fault, with the same details as below;
+//   - any other *OAuthError (the platform's refusal: invalid_client,
+//     invalid_grant, unauthorized_client…): FAILED_PRECONDITION, with the
 //     sanitised code and description and the HTTP status in the message
 //     or an ErrorInfo: the registration or the platform's configuration
 //     must change before a retry can succeed;

@@ -55,6 +55,11 @@ type TokenRequest struct {
 	// of the cache key too, so a changed endpoint never gets a token from
 	// the old one.
 	TokenEndpoint string
+	// KeyID names the key that signs the assertions (its kid). It is part
+	// of the cache key as well, so that once another key signs for the
+	// registration (a rotation, in whichever process it was made) no token
+	// obtained with the previous one is reused. Optional.
+	KeyID string
 	// Scopes are the scopes asked for, in any order, possibly repeated;
 	// see NormalizeScopes.
 	Scopes []string
@@ -155,7 +160,7 @@ type TokenClient struct {
 
 // cacheKey names a cached token: the normalised scopes joined by spaces.
 type cacheKey struct {
-	registration, endpoint, scopes string
+	registration, endpoint, kid, scopes string
 }
 
 type cachedToken struct {
@@ -274,7 +279,7 @@ func (c *TokenClient) Token(ctx context.Context, req TokenRequest) (*Token, erro
 		return nil, err
 	}
 
-	key := cacheKey{registration: req.RegistrationID, endpoint: req.TokenEndpoint, scopes: strings.Join(scopes, " ")}
+	key := cacheKey{registration: req.RegistrationID, endpoint: req.TokenEndpoint, kid: req.KeyID, scopes: strings.Join(scopes, " ")}
 	tok, cl := c.lookup(ctx, key, req, scopes)
 	c.obs.CacheLookup(TokenCacheName, tok != nil)
 	if tok != nil {
@@ -386,8 +391,12 @@ func (c *TokenClient) evict(now time.Time) {
 // exchanges for it now in flight from caching theirs: call it when the
 // registration's key, client_id or token endpoint changes, and when it
 // is deleted. Callers already waiting on such an exchange still get its
-// result; calls after Invalidate start a new exchange.
+// result; calls after Invalidate start a new exchange. It does nothing on
+// a nil *TokenClient.
 func (c *TokenClient) Invalidate(registrationID string) {
+	if c == nil {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k := range c.tokens {

@@ -1829,6 +1829,190 @@ func (x *ListKeysResponse) GetNextPageToken() string {
 	return ""
 }
 
+type GetPlatformAccessTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The registration whose platform issues the token. Exactly one is
+	// required.
+	//
+	// Types that are valid to be assigned to Lookup:
+	//
+	//	*GetPlatformAccessTokenRequest_RegistrationId
+	//	*GetPlatformAccessTokenRequest_IssuerClient
+	Lookup isGetPlatformAccessTokenRequest_Lookup `protobuf_oneof:"lookup"`
+	// Required: the scopes to ask for, such as
+	// https://purl.imsglobal.org/spec/lti-ags/scope/score; at least one, at
+	// most 20, each a non-empty OAuth scope token (RFC 6749, section 3.3:
+	// printable ASCII without spaces, double quotes or backslashes) of at
+	// most 256 bytes. Order and
+	// repetition do not matter: the request and its cached token are for
+	// the set.
+	Scopes        []string `protobuf:"bytes,3,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPlatformAccessTokenRequest) Reset() {
+	*x = GetPlatformAccessTokenRequest{}
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPlatformAccessTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPlatformAccessTokenRequest) ProtoMessage() {}
+
+func (x *GetPlatformAccessTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPlatformAccessTokenRequest.ProtoReflect.Descriptor instead.
+func (*GetPlatformAccessTokenRequest) Descriptor() ([]byte, []int) {
+	return file_ltikeys_v1_key_service_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *GetPlatformAccessTokenRequest) GetLookup() isGetPlatformAccessTokenRequest_Lookup {
+	if x != nil {
+		return x.Lookup
+	}
+	return nil
+}
+
+func (x *GetPlatformAccessTokenRequest) GetRegistrationId() string {
+	if x != nil {
+		if x, ok := x.Lookup.(*GetPlatformAccessTokenRequest_RegistrationId); ok {
+			return x.RegistrationId
+		}
+	}
+	return ""
+}
+
+func (x *GetPlatformAccessTokenRequest) GetIssuerClient() *IssuerClient {
+	if x != nil {
+		if x, ok := x.Lookup.(*GetPlatformAccessTokenRequest_IssuerClient); ok {
+			return x.IssuerClient
+		}
+	}
+	return nil
+}
+
+func (x *GetPlatformAccessTokenRequest) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+type isGetPlatformAccessTokenRequest_Lookup interface {
+	isGetPlatformAccessTokenRequest_Lookup()
+}
+
+type GetPlatformAccessTokenRequest_RegistrationId struct {
+	RegistrationId string `protobuf:"bytes,1,opt,name=registration_id,json=registrationId,proto3,oneof"`
+}
+
+type GetPlatformAccessTokenRequest_IssuerClient struct {
+	IssuerClient *IssuerClient `protobuf:"bytes,2,opt,name=issuer_client,json=issuerClient,proto3,oneof"`
+}
+
+func (*GetPlatformAccessTokenRequest_RegistrationId) isGetPlatformAccessTokenRequest_Lookup() {}
+
+func (*GetPlatformAccessTokenRequest_IssuerClient) isGetPlatformAccessTokenRequest_Lookup() {}
+
+type GetPlatformAccessTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The bearer token, to send as "Authorization: Bearer <access_token>" to
+	// the platform's service endpoints.
+	AccessToken string `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	// Always "Bearer".
+	TokenType string `protobuf:"bytes,2,opt,name=token_type,json=tokenType,proto3" json:"token_type,omitempty"`
+	// When the platform said the token expires.
+	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	// The scopes granted, as the platform returned them; the scopes asked
+	// for when it returned none.
+	Scopes []string `protobuf:"bytes,4,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// Whether the token came from ltikeys' cache rather than from a request
+	// made for this call.
+	Cached        bool `protobuf:"varint,5,opt,name=cached,proto3" json:"cached,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPlatformAccessTokenResponse) Reset() {
+	*x = GetPlatformAccessTokenResponse{}
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPlatformAccessTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPlatformAccessTokenResponse) ProtoMessage() {}
+
+func (x *GetPlatformAccessTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPlatformAccessTokenResponse.ProtoReflect.Descriptor instead.
+func (*GetPlatformAccessTokenResponse) Descriptor() ([]byte, []int) {
+	return file_ltikeys_v1_key_service_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *GetPlatformAccessTokenResponse) GetAccessToken() string {
+	if x != nil {
+		return x.AccessToken
+	}
+	return ""
+}
+
+func (x *GetPlatformAccessTokenResponse) GetTokenType() string {
+	if x != nil {
+		return x.TokenType
+	}
+	return ""
+}
+
+func (x *GetPlatformAccessTokenResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+func (x *GetPlatformAccessTokenResponse) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
+}
+
+func (x *GetPlatformAccessTokenResponse) GetCached() bool {
+	if x != nil {
+		return x.Cached
+	}
+	return false
+}
+
 var File_ltikeys_v1_key_service_proto protoreflect.FileDescriptor
 
 const file_ltikeys_v1_key_service_proto_rawDesc = "" +
@@ -1958,13 +2142,26 @@ const file_ltikeys_v1_key_service_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"_\n" +
 	"\x10ListKeysResponse\x12#\n" +
 	"\x04keys\x18\x01 \x03(\v2\x0f.ltikeys.v1.KeyR\x04keys\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\x82\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xad\x01\n" +
+	"\x1dGetPlatformAccessTokenRequest\x12)\n" +
+	"\x0fregistration_id\x18\x01 \x01(\tH\x00R\x0eregistrationId\x12?\n" +
+	"\rissuer_client\x18\x02 \x01(\v2\x18.ltikeys.v1.IssuerClientH\x00R\fissuerClient\x12\x16\n" +
+	"\x06scopes\x18\x03 \x03(\tR\x06scopesB\b\n" +
+	"\x06lookup\"\xcf\x01\n" +
+	"\x1eGetPlatformAccessTokenResponse\x12!\n" +
+	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12\x1d\n" +
+	"\n" +
+	"token_type\x18\x02 \x01(\tR\ttokenType\x12;\n" +
+	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\x12\x16\n" +
+	"\x06scopes\x18\x04 \x03(\tR\x06scopes\x12\x16\n" +
+	"\x06cached\x18\x05 \x01(\bR\x06cached*\x82\x01\n" +
 	"\bKeyState\x12\x19\n" +
 	"\x15KEY_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11KEY_STATE_PENDING\x10\x01\x12\x15\n" +
 	"\x11KEY_STATE_CURRENT\x10\x02\x12\x16\n" +
 	"\x12KEY_STATE_PREVIOUS\x10\x03\x12\x15\n" +
-	"\x11KEY_STATE_RETIRED\x10\x042\xd3\a\n" +
+	"\x11KEY_STATE_RETIRED\x10\x042\xc4\b\n" +
 	"\n" +
 	"KeyService\x12c\n" +
 	"\x12CreateRegistration\x12%.ltikeys.v1.CreateRegistrationRequest\x1a&.ltikeys.v1.CreateRegistrationResponse\x12K\n" +
@@ -1973,7 +2170,8 @@ const file_ltikeys_v1_key_service_proto_rawDesc = "" +
 	"\tRotateKey\x12\x1c.ltikeys.v1.RotateKeyRequest\x1a\x1d.ltikeys.v1.RotateKeyResponse\x12H\n" +
 	"\tRetireKey\x12\x1c.ltikeys.v1.RetireKeyRequest\x1a\x1d.ltikeys.v1.RetireKeyResponse\x12B\n" +
 	"\aSignJwt\x12\x1a.ltikeys.v1.SignJwtRequest\x1a\x1b.ltikeys.v1.SignJwtResponse\x12l\n" +
-	"\x15CreateClientAssertion\x12(.ltikeys.v1.CreateClientAssertionRequest\x1a).ltikeys.v1.CreateClientAssertionResponse\x12Z\n" +
+	"\x15CreateClientAssertion\x12(.ltikeys.v1.CreateClientAssertionRequest\x1a).ltikeys.v1.CreateClientAssertionResponse\x12o\n" +
+	"\x16GetPlatformAccessToken\x12).ltikeys.v1.GetPlatformAccessTokenRequest\x1a*.ltikeys.v1.GetPlatformAccessTokenResponse\x12Z\n" +
 	"\x0fGetRegistration\x12\".ltikeys.v1.GetRegistrationRequest\x1a#.ltikeys.v1.GetRegistrationResponse\x12`\n" +
 	"\x11ListRegistrations\x12$.ltikeys.v1.ListRegistrationsRequest\x1a%.ltikeys.v1.ListRegistrationsResponse\x12c\n" +
 	"\x12UpdateRegistration\x12%.ltikeys.v1.UpdateRegistrationRequest\x1a&.ltikeys.v1.UpdateRegistrationResponse\x12c\n" +
@@ -1993,100 +2191,106 @@ func file_ltikeys_v1_key_service_proto_rawDescGZIP() []byte {
 }
 
 var file_ltikeys_v1_key_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ltikeys_v1_key_service_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_ltikeys_v1_key_service_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_ltikeys_v1_key_service_proto_goTypes = []any{
-	(KeyState)(0),                         // 0: ltikeys.v1.KeyState
-	(*Registration)(nil),                  // 1: ltikeys.v1.Registration
-	(*Key)(nil),                           // 2: ltikeys.v1.Key
-	(*IssuerClient)(nil),                  // 3: ltikeys.v1.IssuerClient
-	(*CreateRegistrationRequest)(nil),     // 4: ltikeys.v1.CreateRegistrationRequest
-	(*CreateRegistrationResponse)(nil),    // 5: ltikeys.v1.CreateRegistrationResponse
-	(*GetToolKeyRequest)(nil),             // 6: ltikeys.v1.GetToolKeyRequest
-	(*GetToolKeyResponse)(nil),            // 7: ltikeys.v1.GetToolKeyResponse
-	(*RotateKeyRequest)(nil),              // 8: ltikeys.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),             // 9: ltikeys.v1.RotateKeyResponse
-	(*RetireKeyRequest)(nil),              // 10: ltikeys.v1.RetireKeyRequest
-	(*RetireKeyResponse)(nil),             // 11: ltikeys.v1.RetireKeyResponse
-	(*SignJwtRequest)(nil),                // 12: ltikeys.v1.SignJwtRequest
-	(*SignJwtResponse)(nil),               // 13: ltikeys.v1.SignJwtResponse
-	(*CreateClientAssertionRequest)(nil),  // 14: ltikeys.v1.CreateClientAssertionRequest
-	(*CreateClientAssertionResponse)(nil), // 15: ltikeys.v1.CreateClientAssertionResponse
-	(*GetRegistrationRequest)(nil),        // 16: ltikeys.v1.GetRegistrationRequest
-	(*GetRegistrationResponse)(nil),       // 17: ltikeys.v1.GetRegistrationResponse
-	(*ListRegistrationsRequest)(nil),      // 18: ltikeys.v1.ListRegistrationsRequest
-	(*ListRegistrationsResponse)(nil),     // 19: ltikeys.v1.ListRegistrationsResponse
-	(*UpdateRegistrationRequest)(nil),     // 20: ltikeys.v1.UpdateRegistrationRequest
-	(*UpdateRegistrationResponse)(nil),    // 21: ltikeys.v1.UpdateRegistrationResponse
-	(*DeleteRegistrationRequest)(nil),     // 22: ltikeys.v1.DeleteRegistrationRequest
-	(*DeleteRegistrationResponse)(nil),    // 23: ltikeys.v1.DeleteRegistrationResponse
-	(*ListKeysRequest)(nil),               // 24: ltikeys.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),              // 25: ltikeys.v1.ListKeysResponse
-	(*timestamppb.Timestamp)(nil),         // 26: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),           // 27: google.protobuf.Duration
-	(*fieldmaskpb.FieldMask)(nil),         // 28: google.protobuf.FieldMask
+	(KeyState)(0),                          // 0: ltikeys.v1.KeyState
+	(*Registration)(nil),                   // 1: ltikeys.v1.Registration
+	(*Key)(nil),                            // 2: ltikeys.v1.Key
+	(*IssuerClient)(nil),                   // 3: ltikeys.v1.IssuerClient
+	(*CreateRegistrationRequest)(nil),      // 4: ltikeys.v1.CreateRegistrationRequest
+	(*CreateRegistrationResponse)(nil),     // 5: ltikeys.v1.CreateRegistrationResponse
+	(*GetToolKeyRequest)(nil),              // 6: ltikeys.v1.GetToolKeyRequest
+	(*GetToolKeyResponse)(nil),             // 7: ltikeys.v1.GetToolKeyResponse
+	(*RotateKeyRequest)(nil),               // 8: ltikeys.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),              // 9: ltikeys.v1.RotateKeyResponse
+	(*RetireKeyRequest)(nil),               // 10: ltikeys.v1.RetireKeyRequest
+	(*RetireKeyResponse)(nil),              // 11: ltikeys.v1.RetireKeyResponse
+	(*SignJwtRequest)(nil),                 // 12: ltikeys.v1.SignJwtRequest
+	(*SignJwtResponse)(nil),                // 13: ltikeys.v1.SignJwtResponse
+	(*CreateClientAssertionRequest)(nil),   // 14: ltikeys.v1.CreateClientAssertionRequest
+	(*CreateClientAssertionResponse)(nil),  // 15: ltikeys.v1.CreateClientAssertionResponse
+	(*GetRegistrationRequest)(nil),         // 16: ltikeys.v1.GetRegistrationRequest
+	(*GetRegistrationResponse)(nil),        // 17: ltikeys.v1.GetRegistrationResponse
+	(*ListRegistrationsRequest)(nil),       // 18: ltikeys.v1.ListRegistrationsRequest
+	(*ListRegistrationsResponse)(nil),      // 19: ltikeys.v1.ListRegistrationsResponse
+	(*UpdateRegistrationRequest)(nil),      // 20: ltikeys.v1.UpdateRegistrationRequest
+	(*UpdateRegistrationResponse)(nil),     // 21: ltikeys.v1.UpdateRegistrationResponse
+	(*DeleteRegistrationRequest)(nil),      // 22: ltikeys.v1.DeleteRegistrationRequest
+	(*DeleteRegistrationResponse)(nil),     // 23: ltikeys.v1.DeleteRegistrationResponse
+	(*ListKeysRequest)(nil),                // 24: ltikeys.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),               // 25: ltikeys.v1.ListKeysResponse
+	(*GetPlatformAccessTokenRequest)(nil),  // 26: ltikeys.v1.GetPlatformAccessTokenRequest
+	(*GetPlatformAccessTokenResponse)(nil), // 27: ltikeys.v1.GetPlatformAccessTokenResponse
+	(*timestamppb.Timestamp)(nil),          // 28: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),            // 29: google.protobuf.Duration
+	(*fieldmaskpb.FieldMask)(nil),          // 30: google.protobuf.FieldMask
 }
 var file_ltikeys_v1_key_service_proto_depIdxs = []int32{
-	26, // 0: ltikeys.v1.Registration.create_time:type_name -> google.protobuf.Timestamp
-	26, // 1: ltikeys.v1.Registration.update_time:type_name -> google.protobuf.Timestamp
-	26, // 2: ltikeys.v1.Registration.pending_activate_time:type_name -> google.protobuf.Timestamp
-	26, // 3: ltikeys.v1.Key.create_time:type_name -> google.protobuf.Timestamp
-	26, // 4: ltikeys.v1.Key.update_time:type_name -> google.protobuf.Timestamp
+	28, // 0: ltikeys.v1.Registration.create_time:type_name -> google.protobuf.Timestamp
+	28, // 1: ltikeys.v1.Registration.update_time:type_name -> google.protobuf.Timestamp
+	28, // 2: ltikeys.v1.Registration.pending_activate_time:type_name -> google.protobuf.Timestamp
+	28, // 3: ltikeys.v1.Key.create_time:type_name -> google.protobuf.Timestamp
+	28, // 4: ltikeys.v1.Key.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 5: ltikeys.v1.Key.state:type_name -> ltikeys.v1.KeyState
-	26, // 6: ltikeys.v1.Key.activate_time:type_name -> google.protobuf.Timestamp
-	26, // 7: ltikeys.v1.Key.supersede_time:type_name -> google.protobuf.Timestamp
-	26, // 8: ltikeys.v1.Key.retire_time:type_name -> google.protobuf.Timestamp
-	26, // 9: ltikeys.v1.Key.retired_time:type_name -> google.protobuf.Timestamp
+	28, // 6: ltikeys.v1.Key.activate_time:type_name -> google.protobuf.Timestamp
+	28, // 7: ltikeys.v1.Key.supersede_time:type_name -> google.protobuf.Timestamp
+	28, // 8: ltikeys.v1.Key.retire_time:type_name -> google.protobuf.Timestamp
+	28, // 9: ltikeys.v1.Key.retired_time:type_name -> google.protobuf.Timestamp
 	1,  // 10: ltikeys.v1.CreateRegistrationResponse.registration:type_name -> ltikeys.v1.Registration
 	2,  // 11: ltikeys.v1.CreateRegistrationResponse.key:type_name -> ltikeys.v1.Key
 	3,  // 12: ltikeys.v1.GetToolKeyRequest.issuer_client:type_name -> ltikeys.v1.IssuerClient
 	1,  // 13: ltikeys.v1.GetToolKeyResponse.registration:type_name -> ltikeys.v1.Registration
-	27, // 14: ltikeys.v1.RotateKeyRequest.publish_ahead:type_name -> google.protobuf.Duration
-	27, // 15: ltikeys.v1.RotateKeyRequest.retire_previous_after:type_name -> google.protobuf.Duration
+	29, // 14: ltikeys.v1.RotateKeyRequest.publish_ahead:type_name -> google.protobuf.Duration
+	29, // 15: ltikeys.v1.RotateKeyRequest.retire_previous_after:type_name -> google.protobuf.Duration
 	1,  // 16: ltikeys.v1.RotateKeyResponse.registration:type_name -> ltikeys.v1.Registration
 	2,  // 17: ltikeys.v1.RotateKeyResponse.new_key:type_name -> ltikeys.v1.Key
 	2,  // 18: ltikeys.v1.RotateKeyResponse.previous_key:type_name -> ltikeys.v1.Key
 	2,  // 19: ltikeys.v1.RotateKeyResponse.replaced_pending_key:type_name -> ltikeys.v1.Key
 	2,  // 20: ltikeys.v1.RetireKeyResponse.key:type_name -> ltikeys.v1.Key
 	3,  // 21: ltikeys.v1.SignJwtRequest.issuer_client:type_name -> ltikeys.v1.IssuerClient
-	27, // 22: ltikeys.v1.SignJwtRequest.expires_in:type_name -> google.protobuf.Duration
+	29, // 22: ltikeys.v1.SignJwtRequest.expires_in:type_name -> google.protobuf.Duration
 	3,  // 23: ltikeys.v1.CreateClientAssertionRequest.issuer_client:type_name -> ltikeys.v1.IssuerClient
-	27, // 24: ltikeys.v1.CreateClientAssertionRequest.expires_in:type_name -> google.protobuf.Duration
-	26, // 25: ltikeys.v1.CreateClientAssertionResponse.expire_time:type_name -> google.protobuf.Timestamp
+	29, // 24: ltikeys.v1.CreateClientAssertionRequest.expires_in:type_name -> google.protobuf.Duration
+	28, // 25: ltikeys.v1.CreateClientAssertionResponse.expire_time:type_name -> google.protobuf.Timestamp
 	1,  // 26: ltikeys.v1.GetRegistrationResponse.registration:type_name -> ltikeys.v1.Registration
 	1,  // 27: ltikeys.v1.ListRegistrationsResponse.registrations:type_name -> ltikeys.v1.Registration
 	1,  // 28: ltikeys.v1.UpdateRegistrationRequest.registration:type_name -> ltikeys.v1.Registration
-	28, // 29: ltikeys.v1.UpdateRegistrationRequest.update_mask:type_name -> google.protobuf.FieldMask
+	30, // 29: ltikeys.v1.UpdateRegistrationRequest.update_mask:type_name -> google.protobuf.FieldMask
 	1,  // 30: ltikeys.v1.UpdateRegistrationResponse.registration:type_name -> ltikeys.v1.Registration
 	2,  // 31: ltikeys.v1.DeleteRegistrationResponse.retired_keys:type_name -> ltikeys.v1.Key
 	0,  // 32: ltikeys.v1.ListKeysRequest.state:type_name -> ltikeys.v1.KeyState
 	2,  // 33: ltikeys.v1.ListKeysResponse.keys:type_name -> ltikeys.v1.Key
-	4,  // 34: ltikeys.v1.KeyService.CreateRegistration:input_type -> ltikeys.v1.CreateRegistrationRequest
-	6,  // 35: ltikeys.v1.KeyService.GetToolKey:input_type -> ltikeys.v1.GetToolKeyRequest
-	8,  // 36: ltikeys.v1.KeyService.RotateKey:input_type -> ltikeys.v1.RotateKeyRequest
-	10, // 37: ltikeys.v1.KeyService.RetireKey:input_type -> ltikeys.v1.RetireKeyRequest
-	12, // 38: ltikeys.v1.KeyService.SignJwt:input_type -> ltikeys.v1.SignJwtRequest
-	14, // 39: ltikeys.v1.KeyService.CreateClientAssertion:input_type -> ltikeys.v1.CreateClientAssertionRequest
-	16, // 40: ltikeys.v1.KeyService.GetRegistration:input_type -> ltikeys.v1.GetRegistrationRequest
-	18, // 41: ltikeys.v1.KeyService.ListRegistrations:input_type -> ltikeys.v1.ListRegistrationsRequest
-	20, // 42: ltikeys.v1.KeyService.UpdateRegistration:input_type -> ltikeys.v1.UpdateRegistrationRequest
-	22, // 43: ltikeys.v1.KeyService.DeleteRegistration:input_type -> ltikeys.v1.DeleteRegistrationRequest
-	24, // 44: ltikeys.v1.KeyService.ListKeys:input_type -> ltikeys.v1.ListKeysRequest
-	5,  // 45: ltikeys.v1.KeyService.CreateRegistration:output_type -> ltikeys.v1.CreateRegistrationResponse
-	7,  // 46: ltikeys.v1.KeyService.GetToolKey:output_type -> ltikeys.v1.GetToolKeyResponse
-	9,  // 47: ltikeys.v1.KeyService.RotateKey:output_type -> ltikeys.v1.RotateKeyResponse
-	11, // 48: ltikeys.v1.KeyService.RetireKey:output_type -> ltikeys.v1.RetireKeyResponse
-	13, // 49: ltikeys.v1.KeyService.SignJwt:output_type -> ltikeys.v1.SignJwtResponse
-	15, // 50: ltikeys.v1.KeyService.CreateClientAssertion:output_type -> ltikeys.v1.CreateClientAssertionResponse
-	17, // 51: ltikeys.v1.KeyService.GetRegistration:output_type -> ltikeys.v1.GetRegistrationResponse
-	19, // 52: ltikeys.v1.KeyService.ListRegistrations:output_type -> ltikeys.v1.ListRegistrationsResponse
-	21, // 53: ltikeys.v1.KeyService.UpdateRegistration:output_type -> ltikeys.v1.UpdateRegistrationResponse
-	23, // 54: ltikeys.v1.KeyService.DeleteRegistration:output_type -> ltikeys.v1.DeleteRegistrationResponse
-	25, // 55: ltikeys.v1.KeyService.ListKeys:output_type -> ltikeys.v1.ListKeysResponse
-	45, // [45:56] is the sub-list for method output_type
-	34, // [34:45] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	3,  // 34: ltikeys.v1.GetPlatformAccessTokenRequest.issuer_client:type_name -> ltikeys.v1.IssuerClient
+	28, // 35: ltikeys.v1.GetPlatformAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	4,  // 36: ltikeys.v1.KeyService.CreateRegistration:input_type -> ltikeys.v1.CreateRegistrationRequest
+	6,  // 37: ltikeys.v1.KeyService.GetToolKey:input_type -> ltikeys.v1.GetToolKeyRequest
+	8,  // 38: ltikeys.v1.KeyService.RotateKey:input_type -> ltikeys.v1.RotateKeyRequest
+	10, // 39: ltikeys.v1.KeyService.RetireKey:input_type -> ltikeys.v1.RetireKeyRequest
+	12, // 40: ltikeys.v1.KeyService.SignJwt:input_type -> ltikeys.v1.SignJwtRequest
+	14, // 41: ltikeys.v1.KeyService.CreateClientAssertion:input_type -> ltikeys.v1.CreateClientAssertionRequest
+	26, // 42: ltikeys.v1.KeyService.GetPlatformAccessToken:input_type -> ltikeys.v1.GetPlatformAccessTokenRequest
+	16, // 43: ltikeys.v1.KeyService.GetRegistration:input_type -> ltikeys.v1.GetRegistrationRequest
+	18, // 44: ltikeys.v1.KeyService.ListRegistrations:input_type -> ltikeys.v1.ListRegistrationsRequest
+	20, // 45: ltikeys.v1.KeyService.UpdateRegistration:input_type -> ltikeys.v1.UpdateRegistrationRequest
+	22, // 46: ltikeys.v1.KeyService.DeleteRegistration:input_type -> ltikeys.v1.DeleteRegistrationRequest
+	24, // 47: ltikeys.v1.KeyService.ListKeys:input_type -> ltikeys.v1.ListKeysRequest
+	5,  // 48: ltikeys.v1.KeyService.CreateRegistration:output_type -> ltikeys.v1.CreateRegistrationResponse
+	7,  // 49: ltikeys.v1.KeyService.GetToolKey:output_type -> ltikeys.v1.GetToolKeyResponse
+	9,  // 50: ltikeys.v1.KeyService.RotateKey:output_type -> ltikeys.v1.RotateKeyResponse
+	11, // 51: ltikeys.v1.KeyService.RetireKey:output_type -> ltikeys.v1.RetireKeyResponse
+	13, // 52: ltikeys.v1.KeyService.SignJwt:output_type -> ltikeys.v1.SignJwtResponse
+	15, // 53: ltikeys.v1.KeyService.CreateClientAssertion:output_type -> ltikeys.v1.CreateClientAssertionResponse
+	27, // 54: ltikeys.v1.KeyService.GetPlatformAccessToken:output_type -> ltikeys.v1.GetPlatformAccessTokenResponse
+	17, // 55: ltikeys.v1.KeyService.GetRegistration:output_type -> ltikeys.v1.GetRegistrationResponse
+	19, // 56: ltikeys.v1.KeyService.ListRegistrations:output_type -> ltikeys.v1.ListRegistrationsResponse
+	21, // 57: ltikeys.v1.KeyService.UpdateRegistration:output_type -> ltikeys.v1.UpdateRegistrationResponse
+	23, // 58: ltikeys.v1.KeyService.DeleteRegistration:output_type -> ltikeys.v1.DeleteRegistrationResponse
+	25, // 59: ltikeys.v1.KeyService.ListKeys:output_type -> ltikeys.v1.ListKeysResponse
+	48, // [48:60] is the sub-list for method output_type
+	36, // [36:48] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_ltikeys_v1_key_service_proto_init() }
@@ -2106,13 +2310,17 @@ func file_ltikeys_v1_key_service_proto_init() {
 		(*CreateClientAssertionRequest_RegistrationId)(nil),
 		(*CreateClientAssertionRequest_IssuerClient)(nil),
 	}
+	file_ltikeys_v1_key_service_proto_msgTypes[25].OneofWrappers = []any{
+		(*GetPlatformAccessTokenRequest_RegistrationId)(nil),
+		(*GetPlatformAccessTokenRequest_IssuerClient)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ltikeys_v1_key_service_proto_rawDesc), len(file_ltikeys_v1_key_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,17 +19,18 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	KeyService_CreateRegistration_FullMethodName    = "/ltikeys.v1.KeyService/CreateRegistration"
-	KeyService_GetToolKey_FullMethodName            = "/ltikeys.v1.KeyService/GetToolKey"
-	KeyService_RotateKey_FullMethodName             = "/ltikeys.v1.KeyService/RotateKey"
-	KeyService_RetireKey_FullMethodName             = "/ltikeys.v1.KeyService/RetireKey"
-	KeyService_SignJwt_FullMethodName               = "/ltikeys.v1.KeyService/SignJwt"
-	KeyService_CreateClientAssertion_FullMethodName = "/ltikeys.v1.KeyService/CreateClientAssertion"
-	KeyService_GetRegistration_FullMethodName       = "/ltikeys.v1.KeyService/GetRegistration"
-	KeyService_ListRegistrations_FullMethodName     = "/ltikeys.v1.KeyService/ListRegistrations"
-	KeyService_UpdateRegistration_FullMethodName    = "/ltikeys.v1.KeyService/UpdateRegistration"
-	KeyService_DeleteRegistration_FullMethodName    = "/ltikeys.v1.KeyService/DeleteRegistration"
-	KeyService_ListKeys_FullMethodName              = "/ltikeys.v1.KeyService/ListKeys"
+	KeyService_CreateRegistration_FullMethodName     = "/ltikeys.v1.KeyService/CreateRegistration"
+	KeyService_GetToolKey_FullMethodName             = "/ltikeys.v1.KeyService/GetToolKey"
+	KeyService_RotateKey_FullMethodName              = "/ltikeys.v1.KeyService/RotateKey"
+	KeyService_RetireKey_FullMethodName              = "/ltikeys.v1.KeyService/RetireKey"
+	KeyService_SignJwt_FullMethodName                = "/ltikeys.v1.KeyService/SignJwt"
+	KeyService_CreateClientAssertion_FullMethodName  = "/ltikeys.v1.KeyService/CreateClientAssertion"
+	KeyService_GetPlatformAccessToken_FullMethodName = "/ltikeys.v1.KeyService/GetPlatformAccessToken"
+	KeyService_GetRegistration_FullMethodName        = "/ltikeys.v1.KeyService/GetRegistration"
+	KeyService_ListRegistrations_FullMethodName      = "/ltikeys.v1.KeyService/ListRegistrations"
+	KeyService_UpdateRegistration_FullMethodName     = "/ltikeys.v1.KeyService/UpdateRegistration"
+	KeyService_DeleteRegistration_FullMethodName     = "/ltikeys.v1.KeyService/DeleteRegistration"
+	KeyService_ListKeys_FullMethodName               = "/ltikeys.v1.KeyService/ListKeys"
 )
 
 // KeyServiceClient is the client API for KeyService service.
@@ -128,6 +129,29 @@ type KeyServiceClient interface {
 	// is empty, which only a row written beneath the API can be
 	// (CreateRegistration and UpdateRegistration require one).
 	CreateClientAssertion(ctx context.Context, in *CreateClientAssertionRequest, opts ...grpc.CallOption) (*CreateClientAssertionResponse, error)
+	// GetPlatformAccessToken returns an OAuth 2.0 access token from the
+	// registration's platform for LTI Advantage services (assignments and
+	// grades, names and roles…), so that the caller never handles a key or
+	// an assertion (1EdTech Security Framework 1.1, section 4.1): ltikeys
+	// signs a fresh client assertion, as CreateClientAssertion does, posts
+	// it to the registration's token_endpoint with grant_type
+	// client_credentials and the scopes asked for, and keeps the token in
+	// memory until shortly before it expires (serve --platform-token-margin),
+	// per registration, signing key and set of scopes. Concurrent calls for
+	// the same token share one request to the platform. A rotation that
+	// changes the signing key, and a deletion, end the reuse of the
+	// registration's tokens.
+	//
+	// Errors: INVALID_ARGUMENT for a missing or malformed lookup or scopes,
+	// and for the platform's invalid_scope; NOT_FOUND when no registration
+	// matches; FAILED_PRECONDITION when the platform refuses the request
+	// (its OAuth error, such as invalid_client, in the message and as the
+	// reason of a google.rpc.ErrorInfo detail), and when ltikeys will not
+	// reach the token endpoint (a private address without serve
+	// --allow-private-platforms, a redirect); UNAVAILABLE when the platform
+	// cannot be reached, times out, answers 429 or 5xx, or gives an answer
+	// that is not a usable token, with a google.rpc.RetryInfo detail.
+	GetPlatformAccessToken(ctx context.Context, in *GetPlatformAccessTokenRequest, opts ...grpc.CallOption) (*GetPlatformAccessTokenResponse, error)
 	// GetRegistration returns one registration.
 	//
 	// Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND, also for a
@@ -228,6 +252,16 @@ func (c *keyServiceClient) CreateClientAssertion(ctx context.Context, in *Create
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateClientAssertionResponse)
 	err := c.cc.Invoke(ctx, KeyService_CreateClientAssertion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) GetPlatformAccessToken(ctx context.Context, in *GetPlatformAccessTokenRequest, opts ...grpc.CallOption) (*GetPlatformAccessTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPlatformAccessTokenResponse)
+	err := c.cc.Invoke(ctx, KeyService_GetPlatformAccessToken_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -380,6 +414,29 @@ type KeyServiceServer interface {
 	// is empty, which only a row written beneath the API can be
 	// (CreateRegistration and UpdateRegistration require one).
 	CreateClientAssertion(context.Context, *CreateClientAssertionRequest) (*CreateClientAssertionResponse, error)
+	// GetPlatformAccessToken returns an OAuth 2.0 access token from the
+	// registration's platform for LTI Advantage services (assignments and
+	// grades, names and roles…), so that the caller never handles a key or
+	// an assertion (1EdTech Security Framework 1.1, section 4.1): ltikeys
+	// signs a fresh client assertion, as CreateClientAssertion does, posts
+	// it to the registration's token_endpoint with grant_type
+	// client_credentials and the scopes asked for, and keeps the token in
+	// memory until shortly before it expires (serve --platform-token-margin),
+	// per registration, signing key and set of scopes. Concurrent calls for
+	// the same token share one request to the platform. A rotation that
+	// changes the signing key, and a deletion, end the reuse of the
+	// registration's tokens.
+	//
+	// Errors: INVALID_ARGUMENT for a missing or malformed lookup or scopes,
+	// and for the platform's invalid_scope; NOT_FOUND when no registration
+	// matches; FAILED_PRECONDITION when the platform refuses the request
+	// (its OAuth error, such as invalid_client, in the message and as the
+	// reason of a google.rpc.ErrorInfo detail), and when ltikeys will not
+	// reach the token endpoint (a private address without serve
+	// --allow-private-platforms, a redirect); UNAVAILABLE when the platform
+	// cannot be reached, times out, answers 429 or 5xx, or gives an answer
+	// that is not a usable token, with a google.rpc.RetryInfo detail.
+	GetPlatformAccessToken(context.Context, *GetPlatformAccessTokenRequest) (*GetPlatformAccessTokenResponse, error)
 	// GetRegistration returns one registration.
 	//
 	// Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND, also for a
@@ -443,6 +500,9 @@ func (UnimplementedKeyServiceServer) SignJwt(context.Context, *SignJwtRequest) (
 }
 func (UnimplementedKeyServiceServer) CreateClientAssertion(context.Context, *CreateClientAssertionRequest) (*CreateClientAssertionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateClientAssertion not implemented")
+}
+func (UnimplementedKeyServiceServer) GetPlatformAccessToken(context.Context, *GetPlatformAccessTokenRequest) (*GetPlatformAccessTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPlatformAccessToken not implemented")
 }
 func (UnimplementedKeyServiceServer) GetRegistration(context.Context, *GetRegistrationRequest) (*GetRegistrationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetRegistration not implemented")
@@ -588,6 +648,24 @@ func _KeyService_CreateClientAssertion_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KeyService_GetPlatformAccessToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPlatformAccessTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).GetPlatformAccessToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_GetPlatformAccessToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).GetPlatformAccessToken(ctx, req.(*GetPlatformAccessTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _KeyService_GetRegistration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetRegistrationRequest)
 	if err := dec(in); err != nil {
@@ -708,6 +786,10 @@ var KeyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CreateClientAssertion",
 			Handler:    _KeyService_CreateClientAssertion_Handler,
+		},
+		{
+			MethodName: "GetPlatformAccessToken",
+			Handler:    _KeyService_GetPlatformAccessToken_Handler,
 		},
 		{
 			MethodName: "GetRegistration",
