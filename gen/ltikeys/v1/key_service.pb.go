@@ -122,7 +122,11 @@ type Registration struct {
 	// It is the server's public base URL (serve --public-url) followed by
 	// /registrations/{id}/jwks.json; empty when the server has no public URL
 	// configured. Not to be confused with jwks_uri, the platform's own keys.
-	ToolJwksUrl   string `protobuf:"bytes,12,opt,name=tool_jwks_url,json=toolJwksUrl,proto3" json:"tool_jwks_url,omitempty"`
+	ToolJwksUrl string `protobuf:"bytes,12,opt,name=tool_jwks_url,json=toolJwksUrl,proto3" json:"tool_jwks_url,omitempty"`
+	// The deployment ids the platform may launch the tool with (the LTI
+	// deployment_id claim), if the registration restricts them: a launch
+	// VerifyPlatformToken accepts must carry one of them. Empty allows any.
+	DeploymentIds []string `protobuf:"bytes,13,rep,name=deployment_ids,json=deploymentIds,proto3" json:"deployment_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -239,6 +243,13 @@ func (x *Registration) GetToolJwksUrl() string {
 		return x.ToolJwksUrl
 	}
 	return ""
+}
+
+func (x *Registration) GetDeploymentIds() []string {
+	if x != nil {
+		return x.DeploymentIds
+	}
+	return nil
 }
 
 // Key is the public view of one stored key pair.
@@ -457,6 +468,11 @@ type CreateRegistrationRequest struct {
 	JwksUri string `protobuf:"bytes,4,opt,name=jwks_uri,json=jwksUri,proto3" json:"jwks_uri,omitempty"`
 	// Required; a URL as above, at most 2,048 bytes.
 	TokenEndpoint string `protobuf:"bytes,5,opt,name=token_endpoint,json=tokenEndpoint,proto3" json:"token_endpoint,omitempty"`
+	// Optional: the deployment ids the platform may launch the tool with
+	// (see Registration.deployment_ids); at most 100, each 1 to 255 bytes
+	// of text without control or format characters, no repeats. Empty
+	// allows any.
+	DeploymentIds []string `protobuf:"bytes,6,rep,name=deployment_ids,json=deploymentIds,proto3" json:"deployment_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -524,6 +540,13 @@ func (x *CreateRegistrationRequest) GetTokenEndpoint() string {
 		return x.TokenEndpoint
 	}
 	return ""
+}
+
+func (x *CreateRegistrationRequest) GetDeploymentIds() []string {
+	if x != nil {
+		return x.DeploymentIds
+	}
+	return nil
 }
 
 type CreateRegistrationResponse struct {
@@ -1519,8 +1542,9 @@ type UpdateRegistrationRequest struct {
 	// Required: id names the registration; the fields update_mask names
 	// carry the new values.
 	Registration *Registration `protobuf:"bytes,1,opt,name=registration,proto3" json:"registration,omitempty"`
-	// Paths among auth_endpoint, jwks_uri and token_endpoint. Empty means all
-	// three.
+	// Paths among auth_endpoint, jwks_uri, token_endpoint and
+	// deployment_ids (validated as on create; an empty list allows any
+	// deployment). Empty means the three endpoints.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2013,12 +2037,209 @@ func (x *GetPlatformAccessTokenResponse) GetCached() bool {
 	return false
 }
 
+type VerifyPlatformTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required: the JWT, in JWS compact serialization (the id_token form
+	// field of a launch, say); at most 64 KiB.
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// Required: the nonce the caller issued at the OIDC login step, which
+	// the token's nonce claim must equal; at most 255 bytes.
+	Nonce string `protobuf:"bytes,2,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	// Optional: the registration the token must be for. Without one, it is
+	// found from the token's iss and its aud (or azp, when aud has several
+	// values), read before the signature is checked and then verified.
+	//
+	// Types that are valid to be assigned to Lookup:
+	//
+	//	*VerifyPlatformTokenRequest_RegistrationId
+	//	*VerifyPlatformTokenRequest_IssuerClient
+	Lookup        isVerifyPlatformTokenRequest_Lookup `protobuf_oneof:"lookup"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyPlatformTokenRequest) Reset() {
+	*x = VerifyPlatformTokenRequest{}
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyPlatformTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyPlatformTokenRequest) ProtoMessage() {}
+
+func (x *VerifyPlatformTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyPlatformTokenRequest.ProtoReflect.Descriptor instead.
+func (*VerifyPlatformTokenRequest) Descriptor() ([]byte, []int) {
+	return file_ltikeys_v1_key_service_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *VerifyPlatformTokenRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *VerifyPlatformTokenRequest) GetNonce() string {
+	if x != nil {
+		return x.Nonce
+	}
+	return ""
+}
+
+func (x *VerifyPlatformTokenRequest) GetLookup() isVerifyPlatformTokenRequest_Lookup {
+	if x != nil {
+		return x.Lookup
+	}
+	return nil
+}
+
+func (x *VerifyPlatformTokenRequest) GetRegistrationId() string {
+	if x != nil {
+		if x, ok := x.Lookup.(*VerifyPlatformTokenRequest_RegistrationId); ok {
+			return x.RegistrationId
+		}
+	}
+	return ""
+}
+
+func (x *VerifyPlatformTokenRequest) GetIssuerClient() *IssuerClient {
+	if x != nil {
+		if x, ok := x.Lookup.(*VerifyPlatformTokenRequest_IssuerClient); ok {
+			return x.IssuerClient
+		}
+	}
+	return nil
+}
+
+type isVerifyPlatformTokenRequest_Lookup interface {
+	isVerifyPlatformTokenRequest_Lookup()
+}
+
+type VerifyPlatformTokenRequest_RegistrationId struct {
+	RegistrationId string `protobuf:"bytes,3,opt,name=registration_id,json=registrationId,proto3,oneof"`
+}
+
+type VerifyPlatformTokenRequest_IssuerClient struct {
+	IssuerClient *IssuerClient `protobuf:"bytes,4,opt,name=issuer_client,json=issuerClient,proto3,oneof"`
+}
+
+func (*VerifyPlatformTokenRequest_RegistrationId) isVerifyPlatformTokenRequest_Lookup() {}
+
+func (*VerifyPlatformTokenRequest_IssuerClient) isVerifyPlatformTokenRequest_Lookup() {}
+
+type VerifyPlatformTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The registration the token was verified for.
+	Registration *Registration `protobuf:"bytes,1,opt,name=registration,proto3" json:"registration,omitempty"`
+	// The token's claims, as the JSON object the platform signed.
+	ClaimsJson string `protobuf:"bytes,2,opt,name=claims_json,json=claimsJson,proto3" json:"claims_json,omitempty"`
+	// The LTI deployment_id claim.
+	DeploymentId string `protobuf:"bytes,3,opt,name=deployment_id,json=deploymentId,proto3" json:"deployment_id,omitempty"`
+	// The LTI message_type claim (LtiResourceLinkRequest,
+	// LtiDeepLinkingRequest…).
+	MessageType string `protobuf:"bytes,4,opt,name=message_type,json=messageType,proto3" json:"message_type,omitempty"`
+	// The kid of the platform key that verified the signature.
+	Kid string `protobuf:"bytes,5,opt,name=kid,proto3" json:"kid,omitempty"`
+	// The token's exp.
+	ExpireTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyPlatformTokenResponse) Reset() {
+	*x = VerifyPlatformTokenResponse{}
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyPlatformTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyPlatformTokenResponse) ProtoMessage() {}
+
+func (x *VerifyPlatformTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_ltikeys_v1_key_service_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyPlatformTokenResponse.ProtoReflect.Descriptor instead.
+func (*VerifyPlatformTokenResponse) Descriptor() ([]byte, []int) {
+	return file_ltikeys_v1_key_service_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *VerifyPlatformTokenResponse) GetRegistration() *Registration {
+	if x != nil {
+		return x.Registration
+	}
+	return nil
+}
+
+func (x *VerifyPlatformTokenResponse) GetClaimsJson() string {
+	if x != nil {
+		return x.ClaimsJson
+	}
+	return ""
+}
+
+func (x *VerifyPlatformTokenResponse) GetDeploymentId() string {
+	if x != nil {
+		return x.DeploymentId
+	}
+	return ""
+}
+
+func (x *VerifyPlatformTokenResponse) GetMessageType() string {
+	if x != nil {
+		return x.MessageType
+	}
+	return ""
+}
+
+func (x *VerifyPlatformTokenResponse) GetKid() string {
+	if x != nil {
+		return x.Kid
+	}
+	return ""
+}
+
+func (x *VerifyPlatformTokenResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
 var File_ltikeys_v1_key_service_proto protoreflect.FileDescriptor
 
 const file_ltikeys_v1_key_service_proto_rawDesc = "" +
 	"\n" +
 	"\x1cltikeys/v1/key_service.proto\x12\n" +
-	"ltikeys.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdb\x03\n" +
+	"ltikeys.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x82\x04\n" +
 	"\fRegistration\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06issuer\x18\x02 \x01(\tR\x06issuer\x12\x1b\n" +
@@ -2035,7 +2256,8 @@ const file_ltikeys_v1_key_service_proto_rawDesc = "" +
 	" \x01(\tR\n" +
 	"pendingKid\x12N\n" +
 	"\x15pending_activate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x13pendingActivateTime\x12\"\n" +
-	"\rtool_jwks_url\x18\f \x01(\tR\vtoolJwksUrl\"\xaf\x04\n" +
+	"\rtool_jwks_url\x18\f \x01(\tR\vtoolJwksUrl\x12%\n" +
+	"\x0edeployment_ids\x18\r \x03(\tR\rdeploymentIds\"\xaf\x04\n" +
 	"\x03Key\x12\x10\n" +
 	"\x03kid\x18\x01 \x01(\tR\x03kid\x12\x10\n" +
 	"\x03alg\x18\x02 \x01(\tR\x03alg\x12\x16\n" +
@@ -2056,13 +2278,14 @@ const file_ltikeys_v1_key_service_proto_rawDesc = "" +
 	"\fretired_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\vretiredTime\"C\n" +
 	"\fIssuerClient\x12\x16\n" +
 	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x1b\n" +
-	"\tclient_id\x18\x02 \x01(\tR\bclientId\"\xb7\x01\n" +
+	"\tclient_id\x18\x02 \x01(\tR\bclientId\"\xde\x01\n" +
 	"\x19CreateRegistrationRequest\x12\x16\n" +
 	"\x06issuer\x18\x01 \x01(\tR\x06issuer\x12\x1b\n" +
 	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12#\n" +
 	"\rauth_endpoint\x18\x03 \x01(\tR\fauthEndpoint\x12\x19\n" +
 	"\bjwks_uri\x18\x04 \x01(\tR\ajwksUri\x12%\n" +
-	"\x0etoken_endpoint\x18\x05 \x01(\tR\rtokenEndpoint\"}\n" +
+	"\x0etoken_endpoint\x18\x05 \x01(\tR\rtokenEndpoint\x12%\n" +
+	"\x0edeployment_ids\x18\x06 \x03(\tR\rdeploymentIds\"}\n" +
 	"\x1aCreateRegistrationResponse\x12<\n" +
 	"\fregistration\x18\x01 \x01(\v2\x18.ltikeys.v1.RegistrationR\fregistration\x12!\n" +
 	"\x03key\x18\x02 \x01(\v2\x0f.ltikeys.v1.KeyR\x03key\"\x89\x01\n" +
@@ -2155,13 +2378,28 @@ const file_ltikeys_v1_key_service_proto_rawDesc = "" +
 	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12\x16\n" +
 	"\x06scopes\x18\x04 \x03(\tR\x06scopes\x12\x16\n" +
-	"\x06cached\x18\x05 \x01(\bR\x06cached*\x82\x01\n" +
+	"\x06cached\x18\x05 \x01(\bR\x06cached\"\xbe\x01\n" +
+	"\x1aVerifyPlatformTokenRequest\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12\x14\n" +
+	"\x05nonce\x18\x02 \x01(\tR\x05nonce\x12)\n" +
+	"\x0fregistration_id\x18\x03 \x01(\tH\x00R\x0eregistrationId\x12?\n" +
+	"\rissuer_client\x18\x04 \x01(\v2\x18.ltikeys.v1.IssuerClientH\x00R\fissuerClientB\b\n" +
+	"\x06lookup\"\x93\x02\n" +
+	"\x1bVerifyPlatformTokenResponse\x12<\n" +
+	"\fregistration\x18\x01 \x01(\v2\x18.ltikeys.v1.RegistrationR\fregistration\x12\x1f\n" +
+	"\vclaims_json\x18\x02 \x01(\tR\n" +
+	"claimsJson\x12#\n" +
+	"\rdeployment_id\x18\x03 \x01(\tR\fdeploymentId\x12!\n" +
+	"\fmessage_type\x18\x04 \x01(\tR\vmessageType\x12\x10\n" +
+	"\x03kid\x18\x05 \x01(\tR\x03kid\x12;\n" +
+	"\vexpire_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime*\x82\x01\n" +
 	"\bKeyState\x12\x19\n" +
 	"\x15KEY_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11KEY_STATE_PENDING\x10\x01\x12\x15\n" +
 	"\x11KEY_STATE_CURRENT\x10\x02\x12\x16\n" +
 	"\x12KEY_STATE_PREVIOUS\x10\x03\x12\x15\n" +
-	"\x11KEY_STATE_RETIRED\x10\x042\xc4\b\n" +
+	"\x11KEY_STATE_RETIRED\x10\x042\xac\t\n" +
 	"\n" +
 	"KeyService\x12c\n" +
 	"\x12CreateRegistration\x12%.ltikeys.v1.CreateRegistrationRequest\x1a&.ltikeys.v1.CreateRegistrationResponse\x12K\n" +
@@ -2171,7 +2409,8 @@ const file_ltikeys_v1_key_service_proto_rawDesc = "" +
 	"\tRetireKey\x12\x1c.ltikeys.v1.RetireKeyRequest\x1a\x1d.ltikeys.v1.RetireKeyResponse\x12B\n" +
 	"\aSignJwt\x12\x1a.ltikeys.v1.SignJwtRequest\x1a\x1b.ltikeys.v1.SignJwtResponse\x12l\n" +
 	"\x15CreateClientAssertion\x12(.ltikeys.v1.CreateClientAssertionRequest\x1a).ltikeys.v1.CreateClientAssertionResponse\x12o\n" +
-	"\x16GetPlatformAccessToken\x12).ltikeys.v1.GetPlatformAccessTokenRequest\x1a*.ltikeys.v1.GetPlatformAccessTokenResponse\x12Z\n" +
+	"\x16GetPlatformAccessToken\x12).ltikeys.v1.GetPlatformAccessTokenRequest\x1a*.ltikeys.v1.GetPlatformAccessTokenResponse\x12f\n" +
+	"\x13VerifyPlatformToken\x12&.ltikeys.v1.VerifyPlatformTokenRequest\x1a'.ltikeys.v1.VerifyPlatformTokenResponse\x12Z\n" +
 	"\x0fGetRegistration\x12\".ltikeys.v1.GetRegistrationRequest\x1a#.ltikeys.v1.GetRegistrationResponse\x12`\n" +
 	"\x11ListRegistrations\x12$.ltikeys.v1.ListRegistrationsRequest\x1a%.ltikeys.v1.ListRegistrationsResponse\x12c\n" +
 	"\x12UpdateRegistration\x12%.ltikeys.v1.UpdateRegistrationRequest\x1a&.ltikeys.v1.UpdateRegistrationResponse\x12c\n" +
@@ -2191,7 +2430,7 @@ func file_ltikeys_v1_key_service_proto_rawDescGZIP() []byte {
 }
 
 var file_ltikeys_v1_key_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_ltikeys_v1_key_service_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_ltikeys_v1_key_service_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_ltikeys_v1_key_service_proto_goTypes = []any{
 	(KeyState)(0),                          // 0: ltikeys.v1.KeyState
 	(*Registration)(nil),                   // 1: ltikeys.v1.Registration
@@ -2221,76 +2460,83 @@ var file_ltikeys_v1_key_service_proto_goTypes = []any{
 	(*ListKeysResponse)(nil),               // 25: ltikeys.v1.ListKeysResponse
 	(*GetPlatformAccessTokenRequest)(nil),  // 26: ltikeys.v1.GetPlatformAccessTokenRequest
 	(*GetPlatformAccessTokenResponse)(nil), // 27: ltikeys.v1.GetPlatformAccessTokenResponse
-	(*timestamppb.Timestamp)(nil),          // 28: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),            // 29: google.protobuf.Duration
-	(*fieldmaskpb.FieldMask)(nil),          // 30: google.protobuf.FieldMask
+	(*VerifyPlatformTokenRequest)(nil),     // 28: ltikeys.v1.VerifyPlatformTokenRequest
+	(*VerifyPlatformTokenResponse)(nil),    // 29: ltikeys.v1.VerifyPlatformTokenResponse
+	(*timestamppb.Timestamp)(nil),          // 30: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),            // 31: google.protobuf.Duration
+	(*fieldmaskpb.FieldMask)(nil),          // 32: google.protobuf.FieldMask
 }
 var file_ltikeys_v1_key_service_proto_depIdxs = []int32{
-	28, // 0: ltikeys.v1.Registration.create_time:type_name -> google.protobuf.Timestamp
-	28, // 1: ltikeys.v1.Registration.update_time:type_name -> google.protobuf.Timestamp
-	28, // 2: ltikeys.v1.Registration.pending_activate_time:type_name -> google.protobuf.Timestamp
-	28, // 3: ltikeys.v1.Key.create_time:type_name -> google.protobuf.Timestamp
-	28, // 4: ltikeys.v1.Key.update_time:type_name -> google.protobuf.Timestamp
+	30, // 0: ltikeys.v1.Registration.create_time:type_name -> google.protobuf.Timestamp
+	30, // 1: ltikeys.v1.Registration.update_time:type_name -> google.protobuf.Timestamp
+	30, // 2: ltikeys.v1.Registration.pending_activate_time:type_name -> google.protobuf.Timestamp
+	30, // 3: ltikeys.v1.Key.create_time:type_name -> google.protobuf.Timestamp
+	30, // 4: ltikeys.v1.Key.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 5: ltikeys.v1.Key.state:type_name -> ltikeys.v1.KeyState
-	28, // 6: ltikeys.v1.Key.activate_time:type_name -> google.protobuf.Timestamp
-	28, // 7: ltikeys.v1.Key.supersede_time:type_name -> google.protobuf.Timestamp
-	28, // 8: ltikeys.v1.Key.retire_time:type_name -> google.protobuf.Timestamp
-	28, // 9: ltikeys.v1.Key.retired_time:type_name -> google.protobuf.Timestamp
+	30, // 6: ltikeys.v1.Key.activate_time:type_name -> google.protobuf.Timestamp
+	30, // 7: ltikeys.v1.Key.supersede_time:type_name -> google.protobuf.Timestamp
+	30, // 8: ltikeys.v1.Key.retire_time:type_name -> google.protobuf.Timestamp
+	30, // 9: ltikeys.v1.Key.retired_time:type_name -> google.protobuf.Timestamp
 	1,  // 10: ltikeys.v1.CreateRegistrationResponse.registration:type_name -> ltikeys.v1.Registration
 	2,  // 11: ltikeys.v1.CreateRegistrationResponse.key:type_name -> ltikeys.v1.Key
 	3,  // 12: ltikeys.v1.GetToolKeyRequest.issuer_client:type_name -> ltikeys.v1.IssuerClient
 	1,  // 13: ltikeys.v1.GetToolKeyResponse.registration:type_name -> ltikeys.v1.Registration
-	29, // 14: ltikeys.v1.RotateKeyRequest.publish_ahead:type_name -> google.protobuf.Duration
-	29, // 15: ltikeys.v1.RotateKeyRequest.retire_previous_after:type_name -> google.protobuf.Duration
+	31, // 14: ltikeys.v1.RotateKeyRequest.publish_ahead:type_name -> google.protobuf.Duration
+	31, // 15: ltikeys.v1.RotateKeyRequest.retire_previous_after:type_name -> google.protobuf.Duration
 	1,  // 16: ltikeys.v1.RotateKeyResponse.registration:type_name -> ltikeys.v1.Registration
 	2,  // 17: ltikeys.v1.RotateKeyResponse.new_key:type_name -> ltikeys.v1.Key
 	2,  // 18: ltikeys.v1.RotateKeyResponse.previous_key:type_name -> ltikeys.v1.Key
 	2,  // 19: ltikeys.v1.RotateKeyResponse.replaced_pending_key:type_name -> ltikeys.v1.Key
 	2,  // 20: ltikeys.v1.RetireKeyResponse.key:type_name -> ltikeys.v1.Key
 	3,  // 21: ltikeys.v1.SignJwtRequest.issuer_client:type_name -> ltikeys.v1.IssuerClient
-	29, // 22: ltikeys.v1.SignJwtRequest.expires_in:type_name -> google.protobuf.Duration
+	31, // 22: ltikeys.v1.SignJwtRequest.expires_in:type_name -> google.protobuf.Duration
 	3,  // 23: ltikeys.v1.CreateClientAssertionRequest.issuer_client:type_name -> ltikeys.v1.IssuerClient
-	29, // 24: ltikeys.v1.CreateClientAssertionRequest.expires_in:type_name -> google.protobuf.Duration
-	28, // 25: ltikeys.v1.CreateClientAssertionResponse.expire_time:type_name -> google.protobuf.Timestamp
+	31, // 24: ltikeys.v1.CreateClientAssertionRequest.expires_in:type_name -> google.protobuf.Duration
+	30, // 25: ltikeys.v1.CreateClientAssertionResponse.expire_time:type_name -> google.protobuf.Timestamp
 	1,  // 26: ltikeys.v1.GetRegistrationResponse.registration:type_name -> ltikeys.v1.Registration
 	1,  // 27: ltikeys.v1.ListRegistrationsResponse.registrations:type_name -> ltikeys.v1.Registration
 	1,  // 28: ltikeys.v1.UpdateRegistrationRequest.registration:type_name -> ltikeys.v1.Registration
-	30, // 29: ltikeys.v1.UpdateRegistrationRequest.update_mask:type_name -> google.protobuf.FieldMask
+	32, // 29: ltikeys.v1.UpdateRegistrationRequest.update_mask:type_name -> google.protobuf.FieldMask
 	1,  // 30: ltikeys.v1.UpdateRegistrationResponse.registration:type_name -> ltikeys.v1.Registration
 	2,  // 31: ltikeys.v1.DeleteRegistrationResponse.retired_keys:type_name -> ltikeys.v1.Key
 	0,  // 32: ltikeys.v1.ListKeysRequest.state:type_name -> ltikeys.v1.KeyState
 	2,  // 33: ltikeys.v1.ListKeysResponse.keys:type_name -> ltikeys.v1.Key
 	3,  // 34: ltikeys.v1.GetPlatformAccessTokenRequest.issuer_client:type_name -> ltikeys.v1.IssuerClient
-	28, // 35: ltikeys.v1.GetPlatformAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
-	4,  // 36: ltikeys.v1.KeyService.CreateRegistration:input_type -> ltikeys.v1.CreateRegistrationRequest
-	6,  // 37: ltikeys.v1.KeyService.GetToolKey:input_type -> ltikeys.v1.GetToolKeyRequest
-	8,  // 38: ltikeys.v1.KeyService.RotateKey:input_type -> ltikeys.v1.RotateKeyRequest
-	10, // 39: ltikeys.v1.KeyService.RetireKey:input_type -> ltikeys.v1.RetireKeyRequest
-	12, // 40: ltikeys.v1.KeyService.SignJwt:input_type -> ltikeys.v1.SignJwtRequest
-	14, // 41: ltikeys.v1.KeyService.CreateClientAssertion:input_type -> ltikeys.v1.CreateClientAssertionRequest
-	26, // 42: ltikeys.v1.KeyService.GetPlatformAccessToken:input_type -> ltikeys.v1.GetPlatformAccessTokenRequest
-	16, // 43: ltikeys.v1.KeyService.GetRegistration:input_type -> ltikeys.v1.GetRegistrationRequest
-	18, // 44: ltikeys.v1.KeyService.ListRegistrations:input_type -> ltikeys.v1.ListRegistrationsRequest
-	20, // 45: ltikeys.v1.KeyService.UpdateRegistration:input_type -> ltikeys.v1.UpdateRegistrationRequest
-	22, // 46: ltikeys.v1.KeyService.DeleteRegistration:input_type -> ltikeys.v1.DeleteRegistrationRequest
-	24, // 47: ltikeys.v1.KeyService.ListKeys:input_type -> ltikeys.v1.ListKeysRequest
-	5,  // 48: ltikeys.v1.KeyService.CreateRegistration:output_type -> ltikeys.v1.CreateRegistrationResponse
-	7,  // 49: ltikeys.v1.KeyService.GetToolKey:output_type -> ltikeys.v1.GetToolKeyResponse
-	9,  // 50: ltikeys.v1.KeyService.RotateKey:output_type -> ltikeys.v1.RotateKeyResponse
-	11, // 51: ltikeys.v1.KeyService.RetireKey:output_type -> ltikeys.v1.RetireKeyResponse
-	13, // 52: ltikeys.v1.KeyService.SignJwt:output_type -> ltikeys.v1.SignJwtResponse
-	15, // 53: ltikeys.v1.KeyService.CreateClientAssertion:output_type -> ltikeys.v1.CreateClientAssertionResponse
-	27, // 54: ltikeys.v1.KeyService.GetPlatformAccessToken:output_type -> ltikeys.v1.GetPlatformAccessTokenResponse
-	17, // 55: ltikeys.v1.KeyService.GetRegistration:output_type -> ltikeys.v1.GetRegistrationResponse
-	19, // 56: ltikeys.v1.KeyService.ListRegistrations:output_type -> ltikeys.v1.ListRegistrationsResponse
-	21, // 57: ltikeys.v1.KeyService.UpdateRegistration:output_type -> ltikeys.v1.UpdateRegistrationResponse
-	23, // 58: ltikeys.v1.KeyService.DeleteRegistration:output_type -> ltikeys.v1.DeleteRegistrationResponse
-	25, // 59: ltikeys.v1.KeyService.ListKeys:output_type -> ltikeys.v1.ListKeysResponse
-	48, // [48:60] is the sub-list for method output_type
-	36, // [36:48] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	30, // 35: ltikeys.v1.GetPlatformAccessTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	3,  // 36: ltikeys.v1.VerifyPlatformTokenRequest.issuer_client:type_name -> ltikeys.v1.IssuerClient
+	1,  // 37: ltikeys.v1.VerifyPlatformTokenResponse.registration:type_name -> ltikeys.v1.Registration
+	30, // 38: ltikeys.v1.VerifyPlatformTokenResponse.expire_time:type_name -> google.protobuf.Timestamp
+	4,  // 39: ltikeys.v1.KeyService.CreateRegistration:input_type -> ltikeys.v1.CreateRegistrationRequest
+	6,  // 40: ltikeys.v1.KeyService.GetToolKey:input_type -> ltikeys.v1.GetToolKeyRequest
+	8,  // 41: ltikeys.v1.KeyService.RotateKey:input_type -> ltikeys.v1.RotateKeyRequest
+	10, // 42: ltikeys.v1.KeyService.RetireKey:input_type -> ltikeys.v1.RetireKeyRequest
+	12, // 43: ltikeys.v1.KeyService.SignJwt:input_type -> ltikeys.v1.SignJwtRequest
+	14, // 44: ltikeys.v1.KeyService.CreateClientAssertion:input_type -> ltikeys.v1.CreateClientAssertionRequest
+	26, // 45: ltikeys.v1.KeyService.GetPlatformAccessToken:input_type -> ltikeys.v1.GetPlatformAccessTokenRequest
+	28, // 46: ltikeys.v1.KeyService.VerifyPlatformToken:input_type -> ltikeys.v1.VerifyPlatformTokenRequest
+	16, // 47: ltikeys.v1.KeyService.GetRegistration:input_type -> ltikeys.v1.GetRegistrationRequest
+	18, // 48: ltikeys.v1.KeyService.ListRegistrations:input_type -> ltikeys.v1.ListRegistrationsRequest
+	20, // 49: ltikeys.v1.KeyService.UpdateRegistration:input_type -> ltikeys.v1.UpdateRegistrationRequest
+	22, // 50: ltikeys.v1.KeyService.DeleteRegistration:input_type -> ltikeys.v1.DeleteRegistrationRequest
+	24, // 51: ltikeys.v1.KeyService.ListKeys:input_type -> ltikeys.v1.ListKeysRequest
+	5,  // 52: ltikeys.v1.KeyService.CreateRegistration:output_type -> ltikeys.v1.CreateRegistrationResponse
+	7,  // 53: ltikeys.v1.KeyService.GetToolKey:output_type -> ltikeys.v1.GetToolKeyResponse
+	9,  // 54: ltikeys.v1.KeyService.RotateKey:output_type -> ltikeys.v1.RotateKeyResponse
+	11, // 55: ltikeys.v1.KeyService.RetireKey:output_type -> ltikeys.v1.RetireKeyResponse
+	13, // 56: ltikeys.v1.KeyService.SignJwt:output_type -> ltikeys.v1.SignJwtResponse
+	15, // 57: ltikeys.v1.KeyService.CreateClientAssertion:output_type -> ltikeys.v1.CreateClientAssertionResponse
+	27, // 58: ltikeys.v1.KeyService.GetPlatformAccessToken:output_type -> ltikeys.v1.GetPlatformAccessTokenResponse
+	29, // 59: ltikeys.v1.KeyService.VerifyPlatformToken:output_type -> ltikeys.v1.VerifyPlatformTokenResponse
+	17, // 60: ltikeys.v1.KeyService.GetRegistration:output_type -> ltikeys.v1.GetRegistrationResponse
+	19, // 61: ltikeys.v1.KeyService.ListRegistrations:output_type -> ltikeys.v1.ListRegistrationsResponse
+	21, // 62: ltikeys.v1.KeyService.UpdateRegistration:output_type -> ltikeys.v1.UpdateRegistrationResponse
+	23, // 63: ltikeys.v1.KeyService.DeleteRegistration:output_type -> ltikeys.v1.DeleteRegistrationResponse
+	25, // 64: ltikeys.v1.KeyService.ListKeys:output_type -> ltikeys.v1.ListKeysResponse
+	52, // [52:65] is the sub-list for method output_type
+	39, // [39:52] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_ltikeys_v1_key_service_proto_init() }
@@ -2314,13 +2560,17 @@ func file_ltikeys_v1_key_service_proto_init() {
 		(*GetPlatformAccessTokenRequest_RegistrationId)(nil),
 		(*GetPlatformAccessTokenRequest_IssuerClient)(nil),
 	}
+	file_ltikeys_v1_key_service_proto_msgTypes[27].OneofWrappers = []any{
+		(*VerifyPlatformTokenRequest_RegistrationId)(nil),
+		(*VerifyPlatformTokenRequest_IssuerClient)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ltikeys_v1_key_service_proto_rawDesc), len(file_ltikeys_v1_key_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   27,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

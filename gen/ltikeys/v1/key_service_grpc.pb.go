@@ -26,6 +26,7 @@ const (
 	KeyService_SignJwt_FullMethodName                = "/ltikeys.v1.KeyService/SignJwt"
 	KeyService_CreateClientAssertion_FullMethodName  = "/ltikeys.v1.KeyService/CreateClientAssertion"
 	KeyService_GetPlatformAccessToken_FullMethodName = "/ltikeys.v1.KeyService/GetPlatformAccessToken"
+	KeyService_VerifyPlatformToken_FullMethodName    = "/ltikeys.v1.KeyService/VerifyPlatformToken"
 	KeyService_GetRegistration_FullMethodName        = "/ltikeys.v1.KeyService/GetRegistration"
 	KeyService_ListRegistrations_FullMethodName      = "/ltikeys.v1.KeyService/ListRegistrations"
 	KeyService_UpdateRegistration_FullMethodName     = "/ltikeys.v1.KeyService/UpdateRegistration"
@@ -152,6 +153,29 @@ type KeyServiceClient interface {
 	// cannot be reached, times out, answers 429 or 5xx, or gives an answer
 	// that is not a usable token, with a google.rpc.RetryInfo detail.
 	GetPlatformAccessToken(ctx context.Context, in *GetPlatformAccessTokenRequest, opts ...grpc.CallOption) (*GetPlatformAccessTokenResponse, error)
+	// VerifyPlatformToken verifies a JWT a platform signed, such as the
+	// id_token of an LTI launch or a deep-linking request (1EdTech Security
+	// Framework 1.1, section 5.1.3; LTI Core 1.3, section 5), against the
+	// platform's keys, which ltikeys fetches from the registration's
+	// jwks_uri and keeps in memory: the header's alg is an RSA signature
+	// algorithm the key allows (never none, never HMAC) and it names a kid;
+	// the signature verifies with the platform's key of that kid; iss is the
+	// registration's issuer; aud is or contains its client_id, and azp, when
+	// present or when aud has several values, equals it; exp is in the
+	// future and iat not, within serve --verify-leeway; nonce equals
+	// the request's; deployment_id is present (and one of the registration's
+	// deployment_ids, if it lists any); message_type and version are
+	// present. Each (issuer, nonce) is accepted once, across every replica,
+	// while its token is valid.
+	//
+	// Errors, each with a google.rpc.ErrorInfo whose reason says which check
+	// failed: INVALID_ARGUMENT for a missing or malformed request field and
+	// for a token that fails a check (a replayed nonce included);
+	// NOT_FOUND when no registration matches (the lookup, or the token's iss
+	// and aud without one); UNAVAILABLE, with a RetryInfo, when the
+	// platform's keys cannot be had or the database cannot record the
+	// nonce.
+	VerifyPlatformToken(ctx context.Context, in *VerifyPlatformTokenRequest, opts ...grpc.CallOption) (*VerifyPlatformTokenResponse, error)
 	// GetRegistration returns one registration.
 	//
 	// Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND, also for a
@@ -170,7 +194,8 @@ type KeyServiceClient interface {
 	// issuer and client_id cannot change: create another registration.
 	//
 	// Errors: INVALID_ARGUMENT naming the offending field, or a mask path
-	// other than auth_endpoint, jwks_uri and token_endpoint; NOT_FOUND.
+	// other than auth_endpoint, jwks_uri, token_endpoint and deployment_ids;
+	// NOT_FOUND.
 	UpdateRegistration(ctx context.Context, in *UpdateRegistrationRequest, opts ...grpc.CallOption) (*UpdateRegistrationResponse, error)
 	// DeleteRegistration deletes a registration and retires its keys at once
 	// (they leave the JWKS). The rows are kept for audit, but the
@@ -262,6 +287,16 @@ func (c *keyServiceClient) GetPlatformAccessToken(ctx context.Context, in *GetPl
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetPlatformAccessTokenResponse)
 	err := c.cc.Invoke(ctx, KeyService_GetPlatformAccessToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) VerifyPlatformToken(ctx context.Context, in *VerifyPlatformTokenRequest, opts ...grpc.CallOption) (*VerifyPlatformTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifyPlatformTokenResponse)
+	err := c.cc.Invoke(ctx, KeyService_VerifyPlatformToken_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -437,6 +472,29 @@ type KeyServiceServer interface {
 	// cannot be reached, times out, answers 429 or 5xx, or gives an answer
 	// that is not a usable token, with a google.rpc.RetryInfo detail.
 	GetPlatformAccessToken(context.Context, *GetPlatformAccessTokenRequest) (*GetPlatformAccessTokenResponse, error)
+	// VerifyPlatformToken verifies a JWT a platform signed, such as the
+	// id_token of an LTI launch or a deep-linking request (1EdTech Security
+	// Framework 1.1, section 5.1.3; LTI Core 1.3, section 5), against the
+	// platform's keys, which ltikeys fetches from the registration's
+	// jwks_uri and keeps in memory: the header's alg is an RSA signature
+	// algorithm the key allows (never none, never HMAC) and it names a kid;
+	// the signature verifies with the platform's key of that kid; iss is the
+	// registration's issuer; aud is or contains its client_id, and azp, when
+	// present or when aud has several values, equals it; exp is in the
+	// future and iat not, within serve --verify-leeway; nonce equals
+	// the request's; deployment_id is present (and one of the registration's
+	// deployment_ids, if it lists any); message_type and version are
+	// present. Each (issuer, nonce) is accepted once, across every replica,
+	// while its token is valid.
+	//
+	// Errors, each with a google.rpc.ErrorInfo whose reason says which check
+	// failed: INVALID_ARGUMENT for a missing or malformed request field and
+	// for a token that fails a check (a replayed nonce included);
+	// NOT_FOUND when no registration matches (the lookup, or the token's iss
+	// and aud without one); UNAVAILABLE, with a RetryInfo, when the
+	// platform's keys cannot be had or the database cannot record the
+	// nonce.
+	VerifyPlatformToken(context.Context, *VerifyPlatformTokenRequest) (*VerifyPlatformTokenResponse, error)
 	// GetRegistration returns one registration.
 	//
 	// Errors: INVALID_ARGUMENT for a malformed id; NOT_FOUND, also for a
@@ -455,7 +513,8 @@ type KeyServiceServer interface {
 	// issuer and client_id cannot change: create another registration.
 	//
 	// Errors: INVALID_ARGUMENT naming the offending field, or a mask path
-	// other than auth_endpoint, jwks_uri and token_endpoint; NOT_FOUND.
+	// other than auth_endpoint, jwks_uri, token_endpoint and deployment_ids;
+	// NOT_FOUND.
 	UpdateRegistration(context.Context, *UpdateRegistrationRequest) (*UpdateRegistrationResponse, error)
 	// DeleteRegistration deletes a registration and retires its keys at once
 	// (they leave the JWKS). The rows are kept for audit, but the
@@ -503,6 +562,9 @@ func (UnimplementedKeyServiceServer) CreateClientAssertion(context.Context, *Cre
 }
 func (UnimplementedKeyServiceServer) GetPlatformAccessToken(context.Context, *GetPlatformAccessTokenRequest) (*GetPlatformAccessTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetPlatformAccessToken not implemented")
+}
+func (UnimplementedKeyServiceServer) VerifyPlatformToken(context.Context, *VerifyPlatformTokenRequest) (*VerifyPlatformTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyPlatformToken not implemented")
 }
 func (UnimplementedKeyServiceServer) GetRegistration(context.Context, *GetRegistrationRequest) (*GetRegistrationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetRegistration not implemented")
@@ -666,6 +728,24 @@ func _KeyService_GetPlatformAccessToken_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KeyService_VerifyPlatformToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifyPlatformTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).VerifyPlatformToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_VerifyPlatformToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).VerifyPlatformToken(ctx, req.(*VerifyPlatformTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _KeyService_GetRegistration_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetRegistrationRequest)
 	if err := dec(in); err != nil {
@@ -790,6 +870,10 @@ var KeyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetPlatformAccessToken",
 			Handler:    _KeyService_GetPlatformAccessToken_Handler,
+		},
+		{
+			MethodName: "VerifyPlatformToken",
+			Handler:    _KeyService_VerifyPlatformToken_Handler,
 		},
 		{
 			MethodName: "GetRegistration",
