@@ -303,6 +303,7 @@ func TestCLIHelp(t *testing.T) {
 		{"key", "export", "--help"},
 		{"sign", "jwt", "--help"},
 		{"sign", "client-assertion", "--help"},
+		{"platform", "token", "--help"},
 		{"jwks", "--help"},
 		{"serve", "--help"},
 	} {

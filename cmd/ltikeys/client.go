@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	rpccode "google.golang.org/genproto/googleapis/rpc/code"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -248,7 +249,9 @@ type keysMethod[Req, Resp any] func(ltikeysv1.KeyServiceClient, context.Context,
 
 // callKeys makes one KeyService call with the deadline, the credentials and
 // a header receiver, and turns a failure into an error that names the gRPC
-// code, the message and the request id the server logged it under.
+// code, the message and the request id the server logged it under, and
+// then, on lines of their own, a platform's OAuth error code and
+// description (platformErrorLines) or a hint.
 func callKeys[Req, Resp any](ctx context.Context, c *client, method keysMethod[Req, Resp], req Req) (Resp, error) {
 	callCtx, cancel := context.WithTimeout(ctx, c.opts.timeout)
 	defer cancel()
@@ -266,6 +269,9 @@ func callKeys[Req, Resp any](ctx context.Context, c *client, method keysMethod[R
 	if len(ids) > 0 {
 		msg += " (request id " + ids[0] + ")"
 	}
+	for _, line := range platformErrorLines(st) {
+		msg += "\n" + line
+	}
 	if st.Code() == codes.Unavailable && len(ids) == 0 { // no gRPC server answered
 		if hint := c.opts.transportHint(ctx); hint != "" {
 			msg += "\n" + hint
@@ -275,6 +281,30 @@ func callKeys[Req, Resp any](ctx context.Context, c *client, method keysMethod[R
 		msg += "\n" + c.bearer.unauthenticatedHint(c.opts.tlsClientCert != "")
 	}
 	return resp, exitError{code: 1, err: errors.New(msg)}
+}
+
+// platformErrorLines returns, for a status that carries a platform's
+// OAuth error (a google.rpc.ErrorInfo of server.PlatformErrorDomain with
+// "error" in its metadata), the lines that give its code and description,
+// "error: invalid_client" and "error_description: …", escaped as a table
+// cell is; for any other status none.
+func platformErrorLines(st *status.Status) []string {
+	for _, d := range st.Details() {
+		info, ok := d.(*errdetails.ErrorInfo)
+		if !ok || info.GetDomain() != server.PlatformErrorDomain {
+			continue
+		}
+		code, ok := info.GetMetadata()["error"]
+		if !ok {
+			continue
+		}
+		lines := []string{"error: " + escapeText(code)}
+		if desc, ok := info.GetMetadata()["error_description"]; ok {
+			lines = append(lines, "error_description: "+escapeText(desc))
+		}
+		return lines
+	}
+	return nil
 }
 
 // unary dials --server, makes one KeyService call and prints its response
@@ -550,7 +580,7 @@ func pageFooter(n int, what, next string) []string {
 
 // clientCommands returns the commands that call a running server.
 func clientCommands() []*cobra.Command {
-	return []*cobra.Command{newRegistrationCommand(), newKeyCommand(), newSignCommand(), newJWKSCommand()}
+	return []*cobra.Command{newRegistrationCommand(), newKeyCommand(), newSignCommand(), newPlatformCommand(), newJWKSCommand()}
 }
 
 // addClientFlags registers the client flags on a command group, for it and

@@ -3,8 +3,16 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+
+	"github.com/ltikeys/ltikeys/server"
 )
 
 // TestCLIBearerToken checks which token a client command sends, and how it
@@ -86,5 +94,45 @@ func TestCLIBearerToken(t *testing.T) {
 	}
 	if b, err := (&clientOptions{server: "10.0.0.5:1", dataDir: blank}).bearerToken(sourceDefault); err != nil || b.token != "" {
 		t.Errorf("empty admin.token, another host: %q, %v; want no token and no error", b.token, err)
+	}
+}
+
+// TestPlatformErrorLines checks the lines an error adds for a platform's
+// OAuth error: its code and description from the ErrorInfo of the
+// platform domain, escaped; none for an ErrorInfo of that domain without
+// an OAuth code (an unreachable platform) or of another domain.
+func TestPlatformErrorLines(t *testing.T) {
+	withInfo := func(code codes.Code, details ...protoadapt.MessageV1) *status.Status {
+		t.Helper()
+		st, err := status.New(code, "message").WithDetails(details...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	platformInfo := func(md map[string]string) *errdetails.ErrorInfo {
+		return &errdetails.ErrorInfo{Reason: server.ReasonPlatformOAuthError, Domain: server.PlatformErrorDomain, Metadata: md}
+	}
+	for _, tt := range []struct {
+		name string
+		st   *status.Status
+		want []string
+	}{
+		{"code and description", withInfo(codes.FailedPrecondition, platformInfo(map[string]string{
+			"error": "invalid_client", "error_description": "unknown client", "http_status": "401",
+		})), []string{"error: invalid_client", "error_description: unknown client"}},
+		{"code alone", withInfo(codes.InvalidArgument, platformInfo(map[string]string{"error": "invalid_scope", "http_status": "400"})),
+			[]string{"error: invalid_scope"}},
+		{"escaped", withInfo(codes.FailedPrecondition, platformInfo(map[string]string{"error": "x\x1b[2J", "error_description": "a\nb\u202e"})),
+			[]string{`error: x\x1b[2J`, `error_description: a\nb\u202e`}},
+		{"after a detail of another kind", withInfo(codes.Unavailable, &errdetails.RetryInfo{}, platformInfo(map[string]string{"error": "temporarily_unavailable"})),
+			[]string{"error: temporarily_unavailable"}},
+		{"no OAuth error", withInfo(codes.Unavailable, &errdetails.ErrorInfo{Reason: server.ReasonPlatformUnavailable, Domain: server.PlatformErrorDomain, Metadata: map[string]string{"http_status": "503"}}), nil},
+		{"another domain", withInfo(codes.FailedPrecondition, &errdetails.ErrorInfo{Reason: "X", Domain: "example.com", Metadata: map[string]string{"error": "invalid_client"}}), nil},
+		{"no details", status.New(codes.NotFound, "registration not found"), nil},
+	} {
+		if got := platformErrorLines(tt.st); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: platformErrorLines = %q, want %q", tt.name, got, tt.want)
+		}
 	}
 }

@@ -94,7 +94,7 @@ func TestEnvironmentTwins(t *testing.T) {
 			want = func(string) bool { return true }
 		case "jwks":
 			want = func(name string) bool { return name == "http-server" || name == "timeout" || name == configFlag }
-		case "registration", "key", "sign":
+		case "registration", "key", "sign", "platform":
 			want = func(name string) bool { return slices.Contains(connectionFlags, name) || name == configFlag }
 		default:
 			t.Errorf("%s: no expectation for this command's environment twins", cmdPath)
@@ -139,10 +139,11 @@ func TestClientHelpNamesScopes(t *testing.T) {
 		"ltikeys key export":            ltikeysv1.KeyService_GetToolKey_FullMethodName,
 		"ltikeys sign jwt":              ltikeysv1.KeyService_SignJwt_FullMethodName,
 		"ltikeys sign client-assertion": ltikeysv1.KeyService_CreateClientAssertion_FullMethodName,
+		"ltikeys platform token":        ltikeysv1.KeyService_GetPlatformAccessToken_FullMethodName,
 	}
 	all := commands(newRootCommand())
 	for cmdPath := range all {
-		if f := strings.Fields(cmdPath); len(f) == 3 && slices.Contains([]string{"registration", "key", "sign"}, f[1]) {
+		if f := strings.Fields(cmdPath); len(f) == 3 && slices.Contains([]string{"registration", "key", "sign", "platform"}, f[1]) {
 			if _, ok := methods[cmdPath]; !ok {
 				t.Errorf("%s: no method listed for this client command", cmdPath)
 			}

@@ -36,9 +36,9 @@ that say what to do (ids, kids, claims, endpoints, states, page tokens,
 one "flag-name: value" line each. A flag given on the command line wins over
 the environment, which wins over the file, which wins over the default.
 
-The client commands (registration, key, sign, jwks) call a running server: with
-no flags they reach the local "ltikeys serve" defaults and use the admin
-token it generated in ./ltikeys-data/admin.token.`,
+The client commands (registration, key, sign, platform, jwks) call a running
+server: with no flags they reach the local "ltikeys serve" defaults and use
+the admin token it generated in ./ltikeys-data/admin.token.`,
 		Version:       versionText(debug.ReadBuildInfo()),
 		SilenceUsage:  true,
 		SilenceErrors: true,

@@ -89,9 +89,10 @@ Every KeyService call must carry "authorization: Bearer <token>" metadata
 for a token of --token-file or LTIKEYS_TOKENS, or a client certificate
 mapped by --client-cert-scopes-file. SignJwt and CreateClientAssertion need
 scope keys.sign, GetToolKey keys.read_private (it returns private keys; with
---disable-key-export it refuses everyone), GetRegistration,
-ListRegistrations and ListKeys keys.read, the other methods keys.admin.
-JwksService is open to all. Without --tls-cert and --tls-key, tokens and
+--disable-key-export it refuses everyone), GetPlatformAccessToken
+platform.token (it obtains a platform's access token, signing the client
+assertion itself), GetRegistration, ListRegistrations and ListKeys
+keys.read, the other methods keys.admin. JwksService is open to all. Without --tls-cert and --tls-key, tokens and
 private keys would cross the network in clear text, so serve refuses a
 --grpc-addr other than a loopback address (127.0.0.0/8, [::1], localhost)
 unless --insecure-allow-plaintext is given.
