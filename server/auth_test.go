@@ -36,6 +36,8 @@ import (
 
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
 	"github.com/ltikeys/ltikeys/server"
+	"github.com/ltikeys/ltikeys/server/platform"
+	"github.com/ltikeys/ltikeys/server/platform/platformtest"
 	"github.com/ltikeys/ltikeys/storage"
 	"github.com/ltikeys/ltikeys/storage/storagetest"
 )
@@ -45,15 +47,17 @@ var authEnvTokens = []struct {
 	name   string
 	scopes []server.Scope
 }{
-	{"admin", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead, server.ScopeKeysReadPrivate, server.ScopeKeysSign}},
+	{"admin", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead, server.ScopeKeysReadPrivate, server.ScopeKeysSign, server.ScopePlatformToken}},
 	{"reader", []server.Scope{server.ScopeKeysRead}},
 	{"exporter", []server.Scope{server.ScopeKeysReadPrivate}},
 	{"signer", []server.Scope{server.ScopeKeysSign}},
 	{"manager", []server.Scope{server.ScopeKeysAdmin}},
-	{"all-but-read_private", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead, server.ScopeKeysSign}},
-	{"all-but-sign", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead, server.ScopeKeysReadPrivate}},
-	{"all-but-admin", []server.Scope{server.ScopeKeysRead, server.ScopeKeysReadPrivate, server.ScopeKeysSign}},
-	{"all-but-read", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysReadPrivate, server.ScopeKeysSign}},
+	{"platform", []server.Scope{server.ScopePlatformToken}},
+	{"all-but-read_private", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead, server.ScopeKeysSign, server.ScopePlatformToken}},
+	{"all-but-sign", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead, server.ScopeKeysReadPrivate, server.ScopePlatformToken}},
+	{"all-but-admin", []server.Scope{server.ScopeKeysRead, server.ScopeKeysReadPrivate, server.ScopeKeysSign, server.ScopePlatformToken}},
+	{"all-but-read", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysReadPrivate, server.ScopeKeysSign, server.ScopePlatformToken}},
+	{"all-but-platform.token", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead, server.ScopeKeysReadPrivate, server.ScopeKeysSign}},
 }
 
 // holderOf and lackerOf name, for each scope a method requires, a token
@@ -64,12 +68,14 @@ var (
 		server.ScopeKeysReadPrivate: "exporter",
 		server.ScopeKeysSign:        "signer",
 		server.ScopeKeysAdmin:       "manager",
+		server.ScopePlatformToken:   "platform",
 	}
 	lackerOf = map[server.Scope]string{
 		server.ScopeKeysRead:        "all-but-read",
 		server.ScopeKeysReadPrivate: "all-but-read_private",
 		server.ScopeKeysSign:        "all-but-sign",
 		server.ScopeKeysAdmin:       "all-but-admin",
+		server.ScopePlatformToken:   "all-but-platform.token",
 	}
 )
 
@@ -85,6 +91,10 @@ type authEnv struct {
 	keyCalls *atomic.Int64
 	// http is the public HTTP listener.
 	http *httptest.Server
+	// platform is a fake platform whose token endpoint GetPlatformAccessToken
+	// reaches; it verifies assertions against the JWKS env.http serves, for
+	// registrations whose client_id is platformClientID.
+	platform *platformtest.Platform
 	// admin is a client holding the admin token, for setting up.
 	admin ltikeysv1.KeyServiceClient
 	// clientCreds secure every connection dial makes.
@@ -116,15 +126,7 @@ func newAuthEnv(t *testing.T, cfg authEnvConfig) *authEnv {
 	if err := jwks.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	keys, err := server.NewKeyService(server.KeyServiceConfig{
-		Store: store, Keyring: testKeyring, KeyBits: 2048, JWKS: jwks, Log: log.With("component", "keys"),
-		DisableKeyExport: cfg.disableKeyExport,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	jwksService := server.NewJwksService(jwks)
-
 	env := &authEnv{
 		lis:         bufconn.Listen(1 << 20),
 		store:       store,
@@ -132,6 +134,24 @@ func newAuthEnv(t *testing.T, cfg authEnvConfig) *authEnv {
 		logs:        logs,
 		keyCalls:    &atomic.Int64{},
 		clientCreds: cfg.clientCreds,
+	}
+	handler, err := server.NewHTTPHandler(ctx, jwksService, jwks.Ready)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.http = httptest.NewUnstartedServer(handler)
+	env.http.Config.DisableGeneralOptionsHandler = true // as serve sets it
+	env.http.Start()
+	t.Cleanup(env.http.Close)
+	env.platform = platformtest.New(t, platformtest.Options{ClientID: platformClientID, JWKSURL: env.http.URL + server.JWKSPath})
+
+	keys, err := server.NewKeyService(server.KeyServiceConfig{
+		Store: store, Keyring: testKeyring, KeyBits: 2048, JWKS: jwks, Log: log.With("component", "keys"),
+		DisableKeyExport: cfg.disableKeyExport,
+		PlatformTokens:   newPlatformTokens(t, env.platform.CA.Pool, platform.HTTPOptions{}, platform.TokenClientOptions{Logger: log.With("component", "platform")}),
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	var tokens []server.Token
 	for _, tok := range authEnvTokens {
@@ -161,15 +181,6 @@ func newAuthEnv(t *testing.T, cfg authEnvConfig) *authEnv {
 	ltikeysv1.RegisterJwksServiceServer(services, jwksService)
 	go srv.Serve(env.lis)
 	t.Cleanup(srv.Stop)
-
-	handler, err := server.NewHTTPHandler(ctx, jwksService, jwks.Ready)
-	if err != nil {
-		t.Fatal(err)
-	}
-	env.http = httptest.NewUnstartedServer(handler)
-	env.http.Config.DisableGeneralOptionsHandler = true // as serve sets it
-	env.http.Start()
-	t.Cleanup(env.http.Close)
 
 	env.admin = ltikeysv1.NewKeyServiceClient(env.dial(t, env.clientCreds, env.tokens["admin"]))
 	return env
@@ -385,6 +396,18 @@ func TestKeyServiceAccessControl(t *testing.T) {
 		},
 		"ListKeys": func(*testing.T) proto.Message {
 			return &ltikeysv1.ListKeysRequest{State: ltikeysv1.KeyState_KEY_STATE_CURRENT}
+		},
+		"GetPlatformAccessToken": func(t *testing.T) proto.Message {
+			req := validCreate(fmt.Sprint("acl-", uniqueSuffix.Add(1)))
+			req.ClientId, req.TokenEndpoint = platformClientID, env.platform.TokenURL
+			created, err := env.admin.CreateRegistration(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return &ltikeysv1.GetPlatformAccessTokenRequest{
+				Lookup: &ltikeysv1.GetPlatformAccessTokenRequest_RegistrationId{RegistrationId: created.GetRegistration().GetId()},
+				Scopes: []string{scopeScore},
+			}
 		},
 	}
 
