@@ -52,12 +52,16 @@ const (
 	// assertion and exchanges it, so the caller handles neither a key nor
 	// an assertion.
 	ScopePlatformToken Scope = "platform.token"
+	// ScopePlatformVerify allows verifying what platforms sign, such as
+	// launch id_tokens (VerifyPlatformToken), against the platforms' keys
+	// ltikeys keeps.
+	ScopePlatformVerify Scope = "platform.verify"
 )
 
 // knownScopes are the scopes a token or certificate identity may be granted.
 // Configuration naming any other scope is refused, so a typo fails loudly
 // instead of granting nothing.
-var knownScopes = []Scope{ScopeKeysRead, ScopeKeysReadPrivate, ScopeKeysSign, ScopeKeysAdmin, ScopePlatformToken}
+var knownScopes = []Scope{ScopeKeysRead, ScopeKeysReadPrivate, ScopeKeysSign, ScopeKeysAdmin, ScopePlatformToken, ScopePlatformVerify}
 
 // methodScopes is the access-control table: the scope each non-public
 // method requires. It is the only place authorization is decided. A method
@@ -69,6 +73,7 @@ var methodScopes = map[string]Scope{
 	ltikeysv1.KeyService_SignJwt_FullMethodName:                ScopeKeysSign,
 	ltikeysv1.KeyService_CreateClientAssertion_FullMethodName:  ScopeKeysSign,
 	ltikeysv1.KeyService_GetPlatformAccessToken_FullMethodName: ScopePlatformToken,
+	ltikeysv1.KeyService_VerifyPlatformToken_FullMethodName:    ScopePlatformVerify,
 	ltikeysv1.KeyService_RotateKey_FullMethodName:              ScopeKeysAdmin,
 	ltikeysv1.KeyService_RetireKey_FullMethodName:              ScopeKeysAdmin,
 	ltikeysv1.KeyService_GetRegistration_FullMethodName:        ScopeKeysRead,
