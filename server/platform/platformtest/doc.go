@@ -14,6 +14,13 @@
 // in the future by its clock, and a jti it has not seen. A replayed jti
 // is answered 400 {"error":"invalid_grant"}.
 //
+// Launcher is the launch side of a platform: it signs id_tokens with
+// go-jose (valid LTI launch claims, and tokens tampered one claim at a
+// time, alg none, HS256 keyed with the public modulus, no kid, an unknown
+// kid) and serves its key set at JWKSPath over TLS, with a Cache-Control
+// and failure modes a test chooses (a status, a body, a delay, an outage
+// that drops connections), key rotations, and a count of fetches.
+//
 // Nothing here imports ltikeys, so tests of any package, including the
 // package platform itself, can use it.
 package platformtest
