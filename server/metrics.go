@@ -47,6 +47,19 @@ const MetricsPath = "/metrics"
 //	                                  outbound requests to platforms' token
 //	                                  endpoints by outcome (platform.Outcomes),
 //	                                  and their latency
+//	ltikeys_platform_verifications_total{outcome}
+//	                                  VerifyPlatformToken answers: "ok", a
+//	                                  platform.Reasons reason, "NONCE_REPLAYED",
+//	                                  "unavailable" or "refused"
+//	ltikeys_platform_jwks_fetches_total{outcome,reason},
+//	ltikeys_platform_jwks_fetch_seconds{outcome}
+//	                                  fetches of platforms' key sets, by outcome
+//	                                  (platform.KeySetOutcomes) and why they were
+//	                                  made (platform.FetchReasons), and their latency
+//	ltikeys_platform_jwks_age_seconds{stale}
+//	                                  age of the platform key set each verification
+//	                                  used; stale="true" past its expiry, served
+//	                                  because fetches fail
 //
 // plus the Go runtime and process collectors.
 type Metrics struct {
@@ -60,6 +73,12 @@ type Metrics struct {
 	// outbound token requests, by platform.Outcome.
 	platformTokens       *prometheus.CounterVec
 	platformTokenSeconds *prometheus.HistogramVec
+	// verifications, keySetFetches, keySetFetchSeconds and keySetAge are
+	// VerifyPlatformToken's and its platform key cache's.
+	verifications      *prometheus.CounterVec
+	keySetFetches      *prometheus.CounterVec
+	keySetFetchSeconds *prometheus.HistogramVec
+	keySetAge          *prometheus.HistogramVec
 }
 
 // NewMetrics returns a Metrics with every series registered.
@@ -95,14 +114,41 @@ func NewMetrics() *Metrics {
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"outcome"}),
 	}
+	m.verifications = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ltikeys_platform_verifications_total",
+		Help: "VerifyPlatformToken answers, by outcome: ok, the reason a check failed, NONCE_REPLAYED, unavailable (no platform keys, or no database) or refused (a jwks_uri ltikeys will not fetch).",
+	}, []string{"outcome"})
+	m.keySetFetches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ltikeys_platform_jwks_fetches_total",
+		Help: "Fetches of platforms' JWK Sets (registrations' jwks_uri), by outcome (ok, unavailable, malformed, refused) and reason (cold, expired, refresh, unknown_kid).",
+	}, []string{"outcome", "reason"})
+	m.keySetFetchSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "ltikeys_platform_jwks_fetch_seconds",
+		Help:    "Latency of fetches of platforms' JWK Sets, by outcome.",
+		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"outcome"})
+	m.keySetAge = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "ltikeys_platform_jwks_age_seconds",
+		Help:    "Age of the platform JWK Set each verification used, since the fetch that got it; stale is true past its expiry (served because fetches fail).",
+		Buckets: []float64{60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 24 * 3600, 48 * 3600},
+	}, []string{"stale"})
 	for _, o := range platform.Outcomes {
 		m.platformTokens.WithLabelValues(string(o))
+	}
+	for _, o := range append([]string{string(platform.OutcomeOK)}, platform.Reasons...) {
+		m.verifications.WithLabelValues(o)
+	}
+	for _, o := range platform.KeySetOutcomes {
+		for _, r := range platform.FetchReasons {
+			m.keySetFetches.WithLabelValues(string(o), string(r))
+		}
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.grpc, m.jwksRequests, m.cacheLookups, m.storageErrors, m.panics,
 		m.platformTokens, m.platformTokenSeconds,
+		m.verifications, m.keySetFetches, m.keySetFetchSeconds, m.keySetAge,
 	)
 	return m
 }
@@ -176,6 +222,35 @@ func (m *Metrics) PlatformTokenRequest(outcome platform.Outcome, d time.Duration
 	if outcome != platform.OutcomeAssertionError {
 		m.platformTokenSeconds.WithLabelValues(string(outcome)).Observe(d.Seconds())
 	}
+}
+
+// PlatformVerification counts one answer of VerifyPlatformToken by
+// outcome: "ok", a reason of platform.Reasons, ReasonNonceReplayed,
+// "unavailable" or "refused".
+func (m *Metrics) PlatformVerification(outcome string) {
+	if m == nil {
+		return
+	}
+	m.verifications.WithLabelValues(outcome).Inc()
+}
+
+// KeySetFetch counts and times one fetch of a platform's key set
+// (platform.KeySetObserver).
+func (m *Metrics) KeySetFetch(outcome platform.Outcome, reason platform.FetchReason, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.keySetFetches.WithLabelValues(string(outcome), string(reason)).Inc()
+	m.keySetFetchSeconds.WithLabelValues(string(outcome)).Observe(d.Seconds())
+}
+
+// KeySetServed records the age of the platform key set a verification
+// used (platform.KeySetObserver).
+func (m *Metrics) KeySetServed(age time.Duration, stale bool) {
+	if m == nil {
+		return
+	}
+	m.keySetAge.WithLabelValues(strconv.FormatBool(stale)).Observe(age.Seconds())
 }
 
 // StorageError counts one failed storage operation.
