@@ -82,6 +82,13 @@ type KeyServiceConfig struct {
 	// client assertions for platforms' access tokens and caches them. Nil
 	// leaves the method UNIMPLEMENTED.
 	PlatformTokens *platform.TokenClient
+	// PlatformKeys, if set, serves VerifyPlatformToken: the platforms' key
+	// sets, fetched from registrations' jwks_uri and kept in memory. Nil
+	// leaves the method UNIMPLEMENTED.
+	PlatformKeys *platform.KeySetCache
+	// VerifyLeeway is the clock skew VerifyPlatformToken allows for exp,
+	// iat and nbf: DefaultVerifyLeeway if zero, none if negative.
+	VerifyLeeway time.Duration
 	// OutageLogInterval is how often, at most, the service logs the count
 	// of calls that failed UNAVAILABLE because the database was away (see
 	// storeError): DefaultOutageLogInterval if zero.
@@ -104,6 +111,10 @@ const MinDefaultPublishAhead = time.Minute
 func DefaultPublishAheadFor(jwksMaxAge time.Duration) time.Duration {
 	return max(jwksMaxAge, MinDefaultPublishAhead)
 }
+
+// DefaultVerifyLeeway is the clock skew VerifyPlatformToken allows for
+// exp, iat and nbf unless configured otherwise.
+const DefaultVerifyLeeway = platform.DefaultLeeway
 
 // DefaultMaxPublishedKeys is how many keys one registration may publish
 // unless configured otherwise: every platform's cached copy and every
@@ -134,6 +145,8 @@ type KeyService struct {
 	jwksURLs         jwksURLs
 	outage           *outageLog
 	platformTokens   *platform.TokenClient
+	platformKeys     *platform.KeySetCache
+	verifyLeeway     time.Duration
 }
 
 // NewKeyService returns a KeyService. It fails on an invalid configuration.
@@ -187,6 +200,8 @@ func NewKeyService(cfg KeyServiceConfig) (*KeyService, error) {
 		maxTokenLifetime: cmp.Or(cfg.MaxTokenLifetime, DefaultMaxTokenLifetime),
 		jwksURLs:         urls,
 		platformTokens:   cfg.PlatformTokens,
+		platformKeys:     cfg.PlatformKeys,
+		verifyLeeway:     max(cmp.Or(cfg.VerifyLeeway, DefaultVerifyLeeway), 0),
 		outage:           &outageLog{log: log, now: now, interval: cmp.Or(cfg.OutageLogInterval, DefaultOutageLogInterval)},
 	}, nil
 }

@@ -10,14 +10,21 @@ import (
 	"github.com/ltikeys/ltikeys/server/platform"
 )
 
-// newPlatformTokens builds the outbound HTTP client and the token client
-// behind GetPlatformAccessToken from serve's flags.
-func newPlatformTokens(o *serveOptions, metrics *server.Metrics, log *slog.Logger) (*platform.TokenClient, error) {
-	if o.platformTimeout <= 0 {
-		return nil, fmt.Errorf("--platform-timeout: must be positive, got %s", o.platformTimeout)
-	}
-	if o.platformTokenMargin < 0 {
-		return nil, fmt.Errorf("--platform-token-margin: must not be negative, got %s", o.platformTokenMargin)
+// newPlatformClients builds, from serve's flags, the outbound HTTP client
+// and the two users of it: the token client behind GetPlatformAccessToken
+// and the platform key cache behind VerifyPlatformToken.
+func newPlatformClients(o *serveOptions, metrics *server.Metrics, log *slog.Logger) (*platform.TokenClient, *platform.KeySetCache, error) {
+	switch {
+	case o.platformTimeout <= 0:
+		return nil, nil, fmt.Errorf("--platform-timeout: must be positive, got %s", o.platformTimeout)
+	case o.platformTokenMargin < 0:
+		return nil, nil, fmt.Errorf("--platform-token-margin: must not be negative, got %s", o.platformTokenMargin)
+	case o.verifyLeeway < 0:
+		return nil, nil, fmt.Errorf("--verify-leeway: must not be negative, got %s", o.verifyLeeway)
+	case o.platformJWKSCooldown <= 0:
+		return nil, nil, fmt.Errorf("--platform-jwks-cooldown: must be positive, got %s", o.platformJWKSCooldown)
+	case o.platformJWKSMaxStale < 0:
+		return nil, nil, fmt.Errorf("--platform-jwks-max-stale: must not be negative, got %s", o.platformJWKSMaxStale)
 	}
 	httpClient, err := platform.NewHTTPClient(platform.HTTPOptions{
 		Version:      userAgentVersion(),
@@ -25,7 +32,7 @@ func newPlatformTokens(o *serveOptions, metrics *server.Metrics, log *slog.Logge
 		AllowPrivate: o.allowPrivatePlatforms,
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	margin := o.platformTokenMargin
 	if margin == 0 {
@@ -33,7 +40,7 @@ func newPlatformTokens(o *serveOptions, metrics *server.Metrics, log *slog.Logge
 		// the least it takes.
 		margin = 1
 	}
-	return platform.NewTokenClient(platform.TokenClientOptions{
+	tokens, err := platform.NewTokenClient(platform.TokenClientOptions{
 		HTTPClient:   httpClient,
 		ExpiryMargin: margin,
 		// The exchange signs the assertion and then makes the request.
@@ -41,6 +48,24 @@ func newPlatformTokens(o *serveOptions, metrics *server.Metrics, log *slog.Logge
 		Observer:     metrics,
 		Logger:       log,
 	})
+	if err != nil {
+		return nil, nil, err
+	}
+	maxStale := o.platformJWKSMaxStale
+	if maxStale == 0 {
+		maxStale = 1 // the cache reads 0 as its default; this is none
+	}
+	keys, err := platform.NewKeySetCache(platform.KeySetOptions{
+		HTTPClient: httpClient,
+		Cooldown:   o.platformJWKSCooldown,
+		MaxStale:   maxStale,
+		Observer:   metrics,
+		Logger:     log,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return tokens, keys, nil
 }
 
 // userAgentVersion is the version the User-Agent of outbound requests

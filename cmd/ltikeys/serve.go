@@ -56,6 +56,9 @@ type serveOptions struct {
 	platformTokenMargin   time.Duration
 	platformTimeout       time.Duration
 	allowPrivatePlatforms bool
+	verifyLeeway          time.Duration
+	platformJWKSCooldown  time.Duration
+	platformJWKSMaxStale  time.Duration
 }
 
 func newServeCommand() *cobra.Command {
@@ -156,6 +159,9 @@ naming the missing key, if one does not.`,
 	f.DurationVar(&o.platformTokenMargin, "platform-token-margin", platform.DefaultExpiryMargin, "how long before it expires a platform access token that GetPlatformAccessToken obtained stops being reused from memory; a token that lives no longer than this is returned but not reused")
 	f.DurationVar(&o.platformTimeout, "platform-timeout", platform.DefaultRequestTimeout, "longest one request to a platform's token endpoint may take, from connecting to reading the answer (connecting and the TLS handshake are bounded by "+platform.DefaultConnectTimeout.String()+" each)")
 	f.BoolVar(&o.allowPrivatePlatforms, "allow-private-platforms", false, "let GetPlatformAccessToken reach token endpoints at private, loopback, link-local and other non-public addresses (an on-premises platform); by default such an address is refused when connecting, after DNS resolution, so that no registration can make ltikeys call into the internal network. A token endpoint whose own host is localhost or a loopback address is always allowed")
+	f.DurationVar(&o.verifyLeeway, "verify-leeway", server.DefaultVerifyLeeway, "clock skew VerifyPlatformToken allows between a platform's clock and this one for a token's exp, iat and nbf; 0: none")
+	f.DurationVar(&o.platformJWKSCooldown, "platform-jwks-cooldown", platform.DefaultCooldown, "least time between two fetches of one platform's JWK Set caused by tokens naming a kid it lacks, so that tokens with made-up kids cannot make ltikeys hammer the platform")
+	f.DurationVar(&o.platformJWKSMaxStale, "platform-jwks-max-stale", platform.DefaultMaxStale, "how long past its expiry the last good copy of a platform's JWK Set keeps verifying while fetching it fails")
 	f.BoolVar(&o.printConfig, "print-config", false, "print the effective configuration (flags, environment, --config file) with secrets redacted, and exit")
 	addEnvUsage(f)
 	return cmd
@@ -340,7 +346,7 @@ func serve(ctx context.Context, o *serveOptions) error {
 			}()
 			defer func() { stopPool(); <-poolDone }()
 		}
-		platformTokens, err := newPlatformTokens(o, metrics, log.With("component", "platform"))
+		platformTokens, platformKeys, err := newPlatformClients(o, metrics, log.With("component", "platform"))
 		if err != nil {
 			return err
 		}
@@ -361,6 +367,8 @@ func serve(ctx context.Context, o *serveOptions) error {
 			MaxTokenLifetime:    o.maxTokenLife,
 			PublicURL:           o.publicURL,
 			PlatformTokens:      platformTokens,
+			PlatformKeys:        platformKeys,
+			VerifyLeeway:        noneIfZero(o.verifyLeeway),
 		})
 		if err != nil {
 			return err
