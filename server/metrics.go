@@ -481,6 +481,7 @@ func (s *instrumentedStore) count(op string, err error) {
 		errors.Is(err, storage.ErrNotFound),
 		errors.Is(err, storage.ErrAlreadyExists),
 		errors.Is(err, storage.ErrKeyInUse),
+		errors.Is(err, storage.ErrNonceUsed),
 		errors.Is(err, context.Canceled):
 		return
 	}
@@ -587,6 +588,18 @@ func (s *instrumentedStore) ListKeys(ctx context.Context, q storage.KeyQuery) ([
 	keys, err := s.Store.ListKeys(ctx, q)
 	s.count("list_keys", err)
 	return keys, err
+}
+
+func (s *instrumentedStore) UseNonce(ctx context.Context, issuer, nonce string, expiresAt time.Time) error {
+	err := s.Store.UseNonce(ctx, issuer, nonce, expiresAt)
+	s.count("use_nonce", err)
+	return err
+}
+
+func (s *instrumentedStore) PruneNonces(ctx context.Context, before time.Time) (int, error) {
+	n, err := s.Store.PruneNonces(ctx, before)
+	s.count("prune_nonces", err)
+	return n, err
 }
 
 func (s *instrumentedStore) Version(ctx context.Context) (int64, error) {

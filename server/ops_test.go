@@ -469,7 +469,11 @@ func (failingStore) UpdatePrivateKey(context.Context, string, func([]byte) ([]by
 	return errDatabase
 }
 func (failingStore) Version(context.Context) (int64, error) { return 0, errDatabase }
-func (failingStore) Close() error                           { return nil }
+func (failingStore) UseNonce(context.Context, string, string, time.Time) error {
+	return errDatabase
+}
+func (failingStore) PruneNonces(context.Context, time.Time) (int, error) { return 0, errDatabase }
+func (failingStore) Close() error                                        { return nil }
 
 // storageErrors sums ltikeys_storage_errors_total over its ops.
 func storageErrors(t *testing.T, m *server.Metrics) float64 {

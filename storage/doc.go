@@ -1,7 +1,8 @@
-// Package storage persists platform registrations and their key pairs.
+// Package storage persists platform registrations and their key pairs,
+// and the launch nonces already accepted.
 //
-// It owns the Store interface, the GORM models of the two tables
-// (lti_jwks, platform_registrations), the schema migrations, and two
+// It owns the Store interface, the GORM models of the tables (lti_jwks,
+// platform_registrations, lti_launch_nonces), the schema migrations, and two
 // backends chosen by URL: PostgreSQL for production and an embedded,
 // pure-Go SQLite for a zero-setup default. Both pass one conformance suite
 // (storage/conformance).
@@ -35,6 +36,12 @@
 // write lock from its start to its end, which serializes writers by
 // itself.
 //
+// Rows of lti_launch_nonces stand outside this order: a transaction of
+// UseNonce or PruneNonces locks rows of that table and nothing else (not
+// the change counter either: no reader's cache depends on nonces), and no
+// other transaction touches that table, so its locks are never held
+// together with the others' and never wait in a cycle with them.
+//
 // A transaction that conflicts with concurrent ones even so (a deadlock or
 // serialization failure on PostgreSQL, a busy or locked database on SQLite)
 // is rolled back by the database and run again from the start by the
@@ -52,6 +59,17 @@
 // Store.KeysChangedSince selects by it, so a cache pays for the keys that
 // changed, not for all of them. Rows written before the column existed
 // have version 0.
+//
+// # Launch nonces
+//
+// UseNonce records an (issuer, nonce) pair until the expiry of the token
+// that carried it, in lti_launch_nonces, whose primary key is the pair:
+// one INSERT … ON CONFLICT DO UPDATE … WHERE, which overwrites a
+// conflicting row only if it has expired. Of concurrent calls for one pair
+// the database lets exactly one insert (or overwrite) the row; the others
+// meet it as a conflict that has not expired, and fail with ErrNonceUsed.
+// PruneNonces deletes expired rows, by the index on expires_at, in
+// batches of a bounded size, one transaction each.
 //
 // Storage never sees plaintext private keys: Key.PrivateJWK is sealed by the
 // caller (see package crypto) and stored as opaque bytes. Nothing here knows
@@ -100,8 +118,8 @@
 // changes nothing but MigrationTable. The later migrations then run as on
 // any database.
 //
-// The migrations so far only add (a column with a default, an index), so a
-// release still running while its successor migrates keeps working until
-// it restarts, and is then refused. A migration that drops or renames what
+// The migrations so far only add (tables, columns with a default,
+// indexes), so a release still running while its successor migrates keeps
+// working until it restarts, and is then refused. A migration that drops or renames what
 // an earlier release reads breaks that, and must say so.
 package storage

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -81,7 +83,8 @@ func wrap(err error, format string, args ...any) error {
 		err = ErrNotFound
 	case errors.Is(err, gorm.ErrDuplicatedKey):
 		err = ErrAlreadyExists
-	case errors.Is(err, ErrNotFound), errors.Is(err, ErrAlreadyExists), errors.Is(err, ErrKeyInUse), errors.Is(err, ErrTooManyKeys), errors.Is(err, ErrConflict):
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrAlreadyExists), errors.Is(err, ErrKeyInUse), errors.Is(err, ErrTooManyKeys), errors.Is(err, ErrConflict),
+		errors.Is(err, ErrNonceUsed):
 	default:
 		err = fmt.Errorf("storage: %w", safe(err))
 	}
@@ -500,10 +503,12 @@ func (s *gormStore) UpdateRegistration(ctx context.Context, id string, update fu
 			return err
 		}
 		now := s.now()
+		ids := deploymentIDs(next.DeploymentIDs)
 		err = tx.Model(&registrationModel{}).Where("id = ?", id).Updates(map[string]any{
 			"auth_endpoint":  next.AuthEndpoint,
 			"jwks_uri":       next.JWKSURI,
 			"token_endpoint": next.TokenEndpoint,
+			"deployment_ids": ids,
 			"updated_at":     now,
 		}).Error
 		if err != nil {
@@ -511,6 +516,7 @@ func (s *gormStore) UpdateRegistration(ctx context.Context, id string, update fu
 		}
 		out = row.registration()
 		out.AuthEndpoint, out.JWKSURI, out.TokenEndpoint, out.UpdatedAt = next.AuthEndpoint, next.JWKSURI, next.TokenEndpoint, now
+		out.DeploymentIDs = ids.list()
 		return s.changed(tx)
 	})
 	switch {
@@ -674,6 +680,85 @@ func (s *gormStore) UpdatePrivateKey(ctx context.Context, kid string, update fun
 		return wrap(err, "update private key %q", kid)
 	}
 	return nil
+}
+
+// useNonceSQL records an (issuer, nonce) pair until its expiry, unless it
+// is recorded already and not expired: a conflicting row is overwritten
+// only if its expires_at is not after the last argument, the store's now.
+// It affects one row when it records the pair, none when it does not. On
+// PostgreSQL a concurrent insert of the same pair waits for the first to
+// commit and then meets its row as a conflict, and the WHERE is evaluated
+// on the newest version of the conflicting row, under its lock; on SQLite
+// writers are serialized by the database's write lock.
+const useNonceSQL = `INSERT INTO lti_launch_nonces (issuer, nonce, expires_at, created_at) VALUES (?, ?, ?, ?)
+	ON CONFLICT (issuer, nonce) DO UPDATE SET expires_at = excluded.expires_at, created_at = excluded.created_at
+	WHERE lti_launch_nonces.expires_at <= ?`
+
+func (s *gormStore) UseNonce(ctx context.Context, issuer, nonce string, expiresAt time.Time) error {
+	if err := checkNonce(issuer, nonce, expiresAt); err != nil {
+		return fmt.Errorf("use nonce: storage: %w", err)
+	}
+	expires := expiresAt.UTC().Truncate(time.Microsecond)
+	var recorded bool
+	err := s.transaction(ctx, func(tx *gorm.DB) error {
+		now := s.now()
+		res := tx.Exec(useNonceSQL, issuer, nonce, expires, now, now)
+		recorded = res.Error == nil && res.RowsAffected == 1
+		return res.Error
+	})
+	if err == nil && !recorded {
+		err = ErrNonceUsed
+	}
+	if err != nil {
+		// The nonce is the caller's one-time value: only the issuer is named.
+		return wrap(err, "use nonce of issuer %q", issuer)
+	}
+	return nil
+}
+
+// checkNonce checks UseNonce's arguments: the backends would store an
+// over-long value differently (PostgreSQL refuses it, SQLite keeps it),
+// and PostgreSQL refuses text that is not UTF-8 or holds NUL.
+func checkNonce(issuer, nonce string, expiresAt time.Time) error {
+	for _, f := range []struct{ name, value string }{{"issuer", issuer}, {"nonce", nonce}} {
+		switch {
+		case f.value == "" || len(f.value) > MaxNonceLen:
+			return fmt.Errorf("the %s must be 1 to %d bytes, not %d", f.name, MaxNonceLen, len(f.value))
+		case !utf8.ValidString(f.value) || strings.ContainsRune(f.value, 0):
+			return fmt.Errorf("the %s must be UTF-8 without NUL", f.name)
+		}
+	}
+	if expiresAt.IsZero() {
+		return errors.New("the expiry must be set")
+	}
+	return nil
+}
+
+// nonceBatch is how many rows each of PruneNonces's transactions deletes
+// at most, so that pruning a large backlog holds no lock for long.
+var nonceBatch = 1000
+
+func (s *gormStore) PruneNonces(ctx context.Context, before time.Time) (int, error) {
+	// Stored expiries have microseconds at most: truncating before
+	// selects the same rows.
+	before = before.UTC().Truncate(time.Microsecond)
+	pruned := 0
+	for {
+		var n int
+		err := s.transaction(ctx, func(tx *gorm.DB) error {
+			res := tx.Exec(`DELETE FROM lti_launch_nonces WHERE (issuer, nonce) IN
+				(SELECT issuer, nonce FROM lti_launch_nonces WHERE expires_at <= ? LIMIT ?)`, before, nonceBatch)
+			n = int(res.RowsAffected)
+			return res.Error
+		})
+		if err != nil {
+			return pruned, wrap(err, "prune nonces")
+		}
+		pruned += n
+		if n < nonceBatch {
+			return pruned, nil
+		}
+	}
 }
 
 func (s *gormStore) Close() error {

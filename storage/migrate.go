@@ -36,7 +36,7 @@ const MigrationTable = "ltikeys_schema_migrations"
 // ltikeys_schema.version, which releases before versioned migrations read
 // to refuse a newer schema; Open refuses a database where that column or
 // MigrationTable records a version above SchemaVersion.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // ErrSchemaTooNew means the database's schema is newer than SchemaVersion:
 // it was written by a later release. Open's, Migrate's and

@@ -136,7 +136,7 @@ func TestMigrationsMatchModels(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := db.AutoMigrate(&jwkModel{}, &registrationModel{}, &changeModel{}); err != nil {
+			if err := db.AutoMigrate(&jwkModel{}, &registrationModel{}, &changeModel{}, &nonceModel{}); err != nil {
 				t.Fatal(err)
 			}
 			closeDB(db)

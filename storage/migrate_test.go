@@ -305,6 +305,126 @@ func TestUpgradeFromAutoMigrateRelease(t *testing.T) {
 	}
 }
 
+// The files in testdata/schema-v2 were written by main at 5bec7c6, the
+// last release with schema version 2, by the generator of
+// testdata/automigrate and the steps testdata/schema-v2/README.md
+// describes.
+const schemaV2Release = "testdata/schema-v2"
+
+// schemaV2Fixture returns the URL of a new database holding the fixture
+// of that release: "empty" or "data".
+func schemaV2Fixture(t *testing.T, backend, which string) string {
+	t.Helper()
+	if backend == "Postgres" {
+		return restoreDump(t, filepath.Join(schemaV2Release, "postgres-"+which+".sql"))
+	}
+	return "sqlite://" + copyFile(t, filepath.Join(schemaV2Release, "sqlite-"+which+".db"), t.TempDir())
+}
+
+// keyVersions returns kid=version for every row of lti_jwks, by kid.
+func keyVersions(t *testing.T, url string) string {
+	t.Helper()
+	rows, err := rawDB(t, url).QueryContext(t.Context(), "SELECT kid, version FROM lti_jwks ORDER BY kid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var (
+			kid     string
+			version int64
+		)
+		if err := rows.Scan(&kid, &version); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s=%d ", kid, version)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// TestUpgradeFromSchemaVersion2 opens databases that the last release with
+// schema version 2 wrote: only migration 3 is pending, and applying it in
+// place leaves the schema of a new database, keeps every row as that
+// release read it (the keys' change versions included), gives every
+// registration, deleted ones too, an empty list of deployment ids, and
+// leaves a store that records nonces and deployment ids.
+func TestUpgradeFromSchemaVersion2(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Run("Schema", func(t *testing.T) {
+				url := schemaV2Fixture(t, b.name, "empty")
+				status, err := storage.MigrationStatus(t.Context(), url)
+				if err != nil || len(status) != 3 {
+					t.Fatalf("MigrationStatus before = %+v, %v; want 3 migrations", status, err)
+				}
+				for i, want := range []storage.MigrationState{storage.MigrationApplied, storage.MigrationApplied, storage.MigrationPending} {
+					if status[i].State != want {
+						t.Errorf("before: migration %d is %s, want %s", status[i].Version, status[i].State, want)
+					}
+				}
+				done, err := storage.Migrate(t.Context(), url)
+				if err != nil {
+					t.Fatalf("Migrate: %v", err)
+				}
+				if len(done) != 1 || done[0].Version != 3 || done[0].State != storage.MigrationApplied {
+					t.Errorf("Migrate did %+v; want migration 3 applied, and only it", done)
+				}
+				if got, want := storagetest.Schema(t, url), freshSchema(t, b.url); got != want {
+					t.Errorf("schema after upgrade differs from a new database's:\n%s", lineDiff(got, want))
+				}
+				if got := appliedCounts(t, url); !maps(got, eachOnce()) {
+					t.Errorf("%s rows per version = %v, want each once", storage.MigrationTable, got)
+				}
+				if v := recordedVersion(t, url); v != 3 {
+					t.Errorf("ltikeys_schema.version = %d, want 3", v)
+				}
+			})
+			t.Run("Data", func(t *testing.T) {
+				url := schemaV2Fixture(t, b.name, "data")
+				versions := keyVersions(t, url)
+				if versions == "" || strings.Contains(versions, "=0 ") {
+					t.Fatalf("the fixture's keys = %q, want each with a change version", versions)
+				}
+				if _, err := storage.Migrate(t.Context(), url); err != nil {
+					t.Fatalf("Migrate: %v", err)
+				}
+				if got := keyVersions(t, url); got != versions {
+					t.Errorf("lti_jwks versions after the upgrade:\n%s\nbefore:\n%s", got, versions)
+				}
+				var rows, empty int
+				err := rawDB(t, url).QueryRowContext(t.Context(),
+					"SELECT count(*), count(CASE WHEN deployment_ids = '[]' THEN 1 END) FROM platform_registrations").Scan(&rows, &empty)
+				if err != nil || rows != 4 || empty != rows {
+					t.Errorf("registrations with deployment_ids '[]': %d of %d (%v); want all 4", empty, rows, err)
+				}
+				checkEarlierData(t, url, filepath.Join(schemaV2Release, "data.json"))
+
+				s := openStore(t, url)
+				ctx := t.Context()
+				id := "0199b7f0-5a8e-7c4e-9d1a-3f2b6c8d9e01" // registration 1 of the scenario
+				reg, err := s.UpdateRegistration(ctx, id, func(r storage.Registration) (storage.Registration, error) {
+					r.DeploymentIDs = []string{"d-2", "d-1"}
+					return r, nil
+				})
+				if err != nil || !slices.Equal(reg.DeploymentIDs, []string{"d-2", "d-1"}) || reg.JWKSURI != "https://platform1.example/keys" {
+					t.Errorf("UpdateRegistration of an upgraded registration = %+v, %v", reg, err)
+				}
+				exp := time.Now().Add(time.Hour)
+				if err := s.UseNonce(ctx, reg.Issuer, "n", exp); err != nil {
+					t.Errorf("UseNonce: %v", err)
+				}
+				if err := s.UseNonce(ctx, reg.Issuer, "n", exp); !errors.Is(err, storage.ErrNonceUsed) {
+					t.Errorf("second UseNonce: %v, want ErrNonceUsed", err)
+				}
+			})
+		})
+	}
+}
+
 // TestAdoptEarlierSchemas opens databases of every schema that releases
 // before versioned migrations left, on both backends: each ends with the
 // schema of a new database.

@@ -1,6 +1,14 @@
 package storage
 
-import "time"
+import (
+	"database/sql/driver"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+	"unicode/utf8"
+)
 
 // jwkModel is a row of lti_jwks. registration_id is indexed but carries no
 // foreign key: CreateRegistration inserts the key before its registration.
@@ -54,6 +62,10 @@ type registrationModel struct {
 	// DeletedAt marks a deleted registration, kept for audit. Only
 	// registrations with NULL deleted_at hold their (issuer, client_id).
 	DeletedAt *time.Time `gorm:"column:deleted_at"`
+	// DeploymentIDs are the deployment ids the registration allows, as a
+	// JSON array; '[]' (every row written before the column existed)
+	// allows any.
+	DeploymentIDs deploymentIDs `gorm:"column:deployment_ids;type:text;not null;default:'[]'"`
 }
 
 func (registrationModel) TableName() string { return "platform_registrations" }
@@ -125,6 +137,7 @@ func (m jwkModel) key() Key {
 
 func newRegistrationModel(r Registration, jwkID int64, now time.Time) registrationModel {
 	return registrationModel{
+		DeploymentIDs: deploymentIDs(r.DeploymentIDs),
 		ID:            r.ID,
 		Issuer:        r.Issuer,
 		ClientID:      r.ClientID,
@@ -148,7 +161,61 @@ func (m registrationModel) registration(kid string) Registration {
 		KID:           kid,
 		CreatedAt:     m.CreatedAt.UTC(),
 		UpdatedAt:     m.UpdatedAt.UTC(),
+		DeploymentIDs: m.DeploymentIDs.list(),
 	}
+}
+
+// deploymentIDs is the deployment_ids column: a list of strings, stored as
+// a JSON array. A registration that allows any deployment holds none (nil),
+// stored as '[]'. Reading a value that is not an array of strings fails
+// the query rather than reading as an empty list, which would allow any
+// deployment.
+type deploymentIDs []string
+
+// list returns the ids as Registration carries them: a copy, nil when
+// there are none.
+func (d deploymentIDs) list() []string {
+	if len(d) == 0 {
+		return nil
+	}
+	return slices.Clone(d)
+}
+
+// Value implements driver.Valuer. An id that is not valid UTF-8, which
+// JSON cannot hold unchanged, is an error.
+func (d deploymentIDs) Value() (driver.Value, error) {
+	if len(d) == 0 {
+		return "[]", nil
+	}
+	for i, id := range d {
+		if !utf8.ValidString(id) {
+			return nil, fmt.Errorf("deployment id %d is not valid UTF-8", i)
+		}
+	}
+	b, err := json.Marshal([]string(d))
+	return string(b), err
+}
+
+// Scan implements sql.Scanner.
+func (d *deploymentIDs) Scan(src any) error {
+	var text []byte
+	switch v := src.(type) {
+	case string:
+		text = []byte(v)
+	case []byte:
+		text = v
+	default:
+		return fmt.Errorf("deployment_ids: unexpected %T", src)
+	}
+	var ids []string
+	if err := json.Unmarshal(text, &ids); err != nil {
+		return fmt.Errorf("deployment_ids: not a JSON array of strings: %w", err)
+	}
+	if ids == nil {
+		return errors.New("deployment_ids: null, not a JSON array")
+	}
+	*d = ids
+	return nil
 }
 
 // changeModel is the single row of ltikeys_changes: the change counter that
@@ -164,3 +231,14 @@ func (changeModel) TableName() string { return "ltikeys_changes" }
 
 // changeRowID is the id of the counter's only row.
 const changeRowID = 1
+
+// nonceModel is a row of lti_launch_nonces: an (issuer, nonce) pair that
+// UseNonce accepted, recorded until the token that carried it expires.
+type nonceModel struct {
+	Issuer    string    `gorm:"column:issuer;primaryKey;size:255;not null"`
+	Nonce     string    `gorm:"column:nonce;primaryKey;size:255;not null"`
+	ExpiresAt time.Time `gorm:"column:expires_at;not null;index"`
+	CreatedAt time.Time `gorm:"column:created_at;not null"`
+}
+
+func (nonceModel) TableName() string { return "lti_launch_nonces" }

@@ -70,6 +70,10 @@ func TestPostgresOutage(t *testing.T) {
 		"GetRegistration":    func() error { _, err := s.GetRegistration(ctx, reg.ID); return err },
 		"ActiveKeys":         func() error { _, err := s.ActiveKeys(ctx); return err },
 		"CreateRegistration": func() error { _, _, err := s.CreateRegistration(ctx, fresh, freshKey); return err },
+		"UseNonce": func() error {
+			return s.UseNonce(ctx, reg.Issuer, "during", time.Now().Add(time.Hour))
+		},
+		"PruneNonces": func() error { _, err := s.PruneNonces(ctx, time.Now()); return err },
 	}
 	for round := range 3 {
 		for name, call := range calls {

@@ -25,7 +25,16 @@ var (
 	// had retried it as often as it does: nothing was written, and a later
 	// retry may succeed.
 	ErrConflict = errors.New("storage: the transaction kept conflicting with concurrent ones")
+	// ErrNonceUsed means UseNonce found the (issuer, nonce) pair recorded
+	// already, by an earlier call in any process sharing the database, and
+	// not yet expired: the launch that carries it is a replay.
+	ErrNonceUsed = errors.New("storage: the nonce has been used already")
 )
+
+// MaxNonceLen bounds, in bytes, both the issuer and the nonce that
+// UseNonce records: the size of their varchar(255) columns, which count
+// characters on PostgreSQL, so a value within it fits on every backend.
+const MaxNonceLen = 255
 
 // Key is one stored key pair (a row of lti_jwks).
 type Key struct {
@@ -126,6 +135,12 @@ type Registration struct {
 	// PendingActivatesAt; empty when no rotation is pending.
 	PendingKID         string
 	PendingActivatesAt time.Time
+	// DeploymentIDs are the LTI deployment ids the platform may launch
+	// the tool with, in the order they were given; nil (as read back, for
+	// an empty list too) allows any deployment. Storage keeps them as
+	// given: each must be valid UTF-8, and the caller checks the rest
+	// (length, repeats).
+	DeploymentIDs []string
 }
 
 // SigningKID returns the kid of the key that signs for the registration at
@@ -201,7 +216,8 @@ type Store interface {
 	// CreateRegistration inserts key and reg, with reg pointing at key, in one
 	// transaction. reg.ID and key.RegistrationID must be set by the caller and
 	// equal. The key is stored active, and the store sets both timestamps
-	// (input timestamps and key.Active are ignored). Returns ErrAlreadyExists
+	// (input timestamps and key.Active are ignored). reg.DeploymentIDs are
+	// stored with it. Returns ErrAlreadyExists
 	// for a duplicate id, (issuer, client_id) or kid. The returned values
 	// carry the stored timestamps.
 	CreateRegistration(ctx context.Context, reg Registration, key Key) (Registration, Key, error)
@@ -262,9 +278,9 @@ type Store interface {
 	ListRegistrations(ctx context.Context, q RegistrationQuery) ([]Registration, error)
 
 	// UpdateRegistration replaces the endpoints (AuthEndpoint, JWKSURI,
-	// TokenEndpoint) of a registration with those of the value update
-	// returns, in one transaction holding a lock on the row; other fields
-	// of that value are ignored. An error from update aborts and is
+	// TokenEndpoint) and the DeploymentIDs of a registration with those of
+	// the value update returns, in one transaction holding a lock on the
+	// row; other fields of that value are ignored. An error from update aborts and is
 	// returned as is. Returns ErrNotFound for an unknown or deleted id.
 	// update may be called more than once, each time in a new transaction
 	// on the registration as it then is, if an earlier one conflicted: it
@@ -352,6 +368,28 @@ type Store interface {
 	// is harmless. A current below version means the database is not the
 	// one version was read from (a restored copy): reload everything.
 	KeysChangedSince(ctx context.Context, version int64) (current int64, keys []Key, err error)
+
+	// UseNonce records that a launch carrying nonce from issuer was
+	// accepted, until expiresAt (when its token expires), or returns
+	// ErrNonceUsed, recording nothing, if the pair is recorded already and
+	// has not expired (its expiresAt is after the store's clock). It is
+	// one statement in one transaction, so of any number of concurrent
+	// calls for one pair, in any number of processes sharing the database,
+	// exactly one succeeds while the pair is recorded. A pair whose record
+	// has expired is recorded afresh, in the same statement, as if it were
+	// new. issuer and nonce must each be 1 to MaxNonceLen bytes of UTF-8
+	// without NUL, and expiresAt set; otherwise it is an error, and nothing
+	// is recorded. It counts as no change (see Version): nothing a cache
+	// holds depends on it.
+	UseNonce(ctx context.Context, issuer, nonce string, expiresAt time.Time) error
+
+	// PruneNonces deletes the pairs UseNonce recorded whose expiresAt is at
+	// or before before, a bounded batch per transaction until none is
+	// left, and returns how many it deleted (also when it fails part way:
+	// the batches before stay deleted). Pruning pairs that have expired
+	// changes no answer of UseNonce; it only keeps the table small. Safe to
+	// run in every replica at once.
+	PruneNonces(ctx context.Context, before time.Time) (int, error)
 
 	// Close releases the underlying connections.
 	Close() error

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -45,6 +46,9 @@ func RunTests(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Version", testVersion},
 		{"ConcurrentRotateKey", testConcurrentRotateKey},
 		{"ConcurrentUpdatePrivateKey", testConcurrentUpdatePrivateKey},
+		{"DeploymentIDsRoundTrip", testDeploymentIDsRoundTrip},
+		{"DeploymentIDsUpdate", testDeploymentIDsUpdate},
+		{"DeploymentIDsNotText", testDeploymentIDsNotText},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -172,8 +176,12 @@ func checkRegistration(t *testing.T, what string, got, want storage.Registration
 	if !got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
 		t.Errorf("%s: times (created, updated) = (%v, %v), want (%v, %v)", what, got.CreatedAt, got.UpdatedAt, want.CreatedAt, want.UpdatedAt)
 	}
+	if !slices.Equal(got.DeploymentIDs, want.DeploymentIDs) || (got.DeploymentIDs == nil) != (want.DeploymentIDs == nil) {
+		t.Errorf("%s: DeploymentIDs = %#v, want %#v", what, got.DeploymentIDs, want.DeploymentIDs)
+	}
 	got.CreatedAt, got.UpdatedAt, want.CreatedAt, want.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
-	if got != want {
+	got.DeploymentIDs, want.DeploymentIDs = nil, nil
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("%s:\n got %+v\nwant %+v", what, got, want)
 	}
 }

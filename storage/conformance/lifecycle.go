@@ -59,6 +59,10 @@ func RunLifecycleTests(t *testing.T, newStore func(t *testing.T, now func() time
 		{"ConcurrentMaxPublished", testConcurrentMaxPublished},
 		{"KeysChangedSince", testKeysChangedSince},
 		{"ConcurrentKeysChangedSince", testConcurrentKeysChangedSince},
+		{"UseNonce", testUseNonce},
+		{"UseNonceArguments", testUseNonceArguments},
+		{"PruneNonces", testPruneNonces},
+		{"ConcurrentUseNonce", testConcurrentUseNonce},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -122,6 +122,7 @@ func RunSharedDatabaseTests(t *testing.T, newDatabase func(t *testing.T) Opener)
 		run  func(t *testing.T, open Opener)
 	}{
 		{"ConcurrentReplicas", testConcurrentReplicas},
+		{"ConcurrentUseNonceReplicas", testConcurrentUseNonceReplicas},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
