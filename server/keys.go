@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -223,6 +224,7 @@ func (s *KeyService) CreateRegistration(ctx context.Context, req *ltikeysv1.Crea
 		AuthEndpoint:  req.GetAuthEndpoint(),
 		JWKSURI:       req.GetJwksUri(),
 		TokenEndpoint: req.GetTokenEndpoint(),
+		DeploymentIDs: slices.Clone(req.GetDeploymentIds()),
 	}
 	// Generate outside any transaction: it takes far longer than the insert.
 	key, err := s.newKey(reg.ID)
@@ -566,7 +568,8 @@ func (s *KeyService) keysChanged(ctx context.Context) {
 }
 
 // registrationProto renders r as of now: kid is the key signing at now,
-// and tool_jwks_url its JWK Set's URL under the public URL, if any.
+// and tool_jwks_url its JWK Set's URL under the public URL, if any. Its
+// deployment_ids are a copy: r may be shared (see signingKey).
 func (s *KeyService) registrationProto(r storage.Registration, now time.Time) *ltikeysv1.Registration {
 	p := &ltikeysv1.Registration{
 		Id:            r.ID,
@@ -579,6 +582,7 @@ func (s *KeyService) registrationProto(r storage.Registration, now time.Time) *l
 		CreateTime:    timestamppb.New(r.CreatedAt),
 		UpdateTime:    timestamppb.New(r.UpdatedAt),
 		ToolJwksUrl:   s.jwksURLs.registration(r.ID),
+		DeploymentIds: slices.Clone(r.DeploymentIDs),
 	}
 	if r.PendingKID != "" && now.Before(r.PendingActivatesAt) {
 		p.PendingKid = r.PendingKID

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"slices"
 	"strconv"
 
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
@@ -58,8 +59,14 @@ func (s *KeyService) ListRegistrations(ctx context.Context, req *ltikeysv1.ListR
 	return resp, nil
 }
 
-// updatableFields are the UpdateRegistration mask paths.
-var updatableFields = []string{"auth_endpoint", "jwks_uri", "token_endpoint"}
+// defaultUpdateFields are the UpdateRegistration mask paths an empty mask
+// stands for: the endpoints. deploymentIDsPath, the other path it
+// accepts, must be named.
+var defaultUpdateFields = []string{"auth_endpoint", "jwks_uri", "token_endpoint"}
+
+// deploymentIDsPath is the UpdateRegistration mask path of the deployment
+// ids.
+const deploymentIDsPath = "deployment_ids"
 
 // UpdateRegistration implements ltikeysv1.KeyServiceServer.
 func (s *KeyService) UpdateRegistration(ctx context.Context, req *ltikeysv1.UpdateRegistrationRequest) (*ltikeysv1.UpdateRegistrationResponse, error) {
@@ -69,9 +76,13 @@ func (s *KeyService) UpdateRegistration(ctx context.Context, req *ltikeysv1.Upda
 	v.requireUUID("registration.id", id)
 	paths := req.GetUpdateMask().GetPaths()
 	if len(paths) == 0 {
-		paths = updatableFields
+		paths = defaultUpdateFields
 	}
 	set := map[string]string{}
+	var (
+		setDeploymentIDs bool
+		deploymentIDs    []string
+	)
 	for _, p := range paths {
 		var value string
 		switch p {
@@ -81,8 +92,14 @@ func (s *KeyService) UpdateRegistration(ctx context.Context, req *ltikeysv1.Upda
 			value = in.GetJwksUri()
 		case "token_endpoint":
 			value = in.GetTokenEndpoint()
+		case deploymentIDsPath:
+			if !setDeploymentIDs {
+				v.deploymentIDs("registration.deployment_ids", in.GetDeploymentIds())
+			}
+			setDeploymentIDs, deploymentIDs = true, slices.Clone(in.GetDeploymentIds())
+			continue
 		default:
-			v.add("update_mask", "path %q cannot be updated: only auth_endpoint, jwks_uri and token_endpoint", p)
+			v.add("update_mask", "path %q cannot be updated: only auth_endpoint, jwks_uri, token_endpoint and deployment_ids", p)
 			continue
 		}
 		v.requireEndpoint("registration."+p, value)
@@ -101,6 +118,9 @@ func (s *KeyService) UpdateRegistration(ctx context.Context, req *ltikeysv1.Upda
 			case "token_endpoint":
 				r.TokenEndpoint = value
 			}
+		}
+		if setDeploymentIDs {
+			r.DeploymentIDs = deploymentIDs
 		}
 		return r, nil
 	})

@@ -36,6 +36,13 @@ const (
 	maxEndpointLen = 2048
 	// maxFieldLen bounds every other free-text field, for the same reason.
 	maxFieldLen = 2048
+	// maxDeploymentIDLen bounds each of a registration's deployment ids,
+	// as the LTI deployment_id claim is bounded (LTI Core 1.3, section
+	// 5.3.3).
+	maxDeploymentIDLen = 255
+	// maxDeploymentIDs bounds how many deployment ids a registration
+	// lists: they are read with it on every launch.
+	maxDeploymentIDs = 100
 )
 
 // violations collects the problems of one request, so a caller learns about
@@ -69,7 +76,8 @@ func (v violations) err() error {
 
 // validateCreateRegistration checks every field of a new registration.
 // UpdateRegistration checks the endpoints it changes with the same
-// requireEndpoint, so a value one of them refuses the other refuses too.
+// requireEndpoint, and deployment ids with the same deploymentIDs, so a
+// value one of them refuses the other refuses too.
 func validateCreateRegistration(req *ltikeysv1.CreateRegistrationRequest) error {
 	var v violations
 	v.requireIssuer("issuer", req.GetIssuer())
@@ -77,7 +85,34 @@ func validateCreateRegistration(req *ltikeysv1.CreateRegistrationRequest) error 
 	v.requireEndpoint("auth_endpoint", req.GetAuthEndpoint())
 	v.requireEndpoint("jwks_uri", req.GetJwksUri())
 	v.requireEndpoint("token_endpoint", req.GetTokenEndpoint())
+	v.deploymentIDs("deployment_ids", req.GetDeploymentIds())
 	return v.err()
+}
+
+// deploymentIDs checks a registration's list of deployment ids, which may
+// be empty (any deployment): at most maxDeploymentIDs, each text as
+// requireText checks it, of at most maxDeploymentIDLen bytes, and none
+// repeated, since the platform's deployment_id is compared with them byte
+// for byte. A violation names the element, field[i].
+func (v *violations) deploymentIDs(field string, ids []string) {
+	if len(ids) > maxDeploymentIDs {
+		v.add(field, "must list at most %d deployment ids, not %d", maxDeploymentIDs, len(ids))
+		return
+	}
+	first := make(map[string]int, len(ids))
+	for i, id := range ids {
+		name := fmt.Sprintf("%s[%d]", field, i)
+		n := len(*v)
+		v.requireText(name, id, maxDeploymentIDLen)
+		if len(*v) > n {
+			continue
+		}
+		if j, ok := first[id]; ok {
+			v.add(name, "repeats %s[%d]", field, j)
+			continue
+		}
+		first[id] = i
+	}
 }
 
 // requireText checks a required free-text field: not blank, at most maxLen
