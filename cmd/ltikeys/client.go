@@ -442,8 +442,9 @@ func (o *clientOptions) printTable(w io.Writer, msg proto.Message, header []stri
 // has no --public-url.
 const noToolJWKSURL = "(unknown: the server runs without --public-url)"
 
-// registrationRows describes a registration: the platform's endpoints,
-// then the tool's key set URL to give the platform, then its keys.
+// registrationRows describes a registration: the platform's endpoints and
+// deployment ids, then the tool's key set URL to give the platform, then
+// its keys.
 func registrationRows(r *ltikeysv1.Registration) [][2]string {
 	toolJWKS := r.GetToolJwksUrl()
 	if toolJWKS == "" {
@@ -456,9 +457,11 @@ func registrationRows(r *ltikeysv1.Registration) [][2]string {
 		{"AUTH ENDPOINT", r.GetAuthEndpoint()},
 		{"JWKS URI", r.GetJwksUri()},
 		{"TOKEN ENDPOINT", r.GetTokenEndpoint()},
-		{"TOOL JWKS URL", toolJWKS},
-		{"CURRENT KID", r.GetKid()},
 	}
+	rows = append(rows, deploymentIDRows(r.GetDeploymentIds())...)
+	rows = append(rows,
+		[2]string{"TOOL JWKS URL", toolJWKS},
+		[2]string{"CURRENT KID", r.GetKid()})
 	if r.GetPendingKid() != "" {
 		rows = append(rows,
 			[2]string{"PENDING KID", r.GetPendingKid()},
@@ -467,6 +470,25 @@ func registrationRows(r *ltikeysv1.Registration) [][2]string {
 	return append(rows,
 		[2]string{"CREATED", formatTimestamp(r.GetCreateTime())},
 		[2]string{"UPDATED", formatTimestamp(r.GetUpdateTime())})
+}
+
+// anyDeploymentText stands in a table for the deployment ids of a
+// registration that lists none.
+const anyDeploymentText = "(any)"
+
+// deploymentIDRows lists deployment ids one a row, so that no separator
+// is mistaken for part of an id: the first row is labelled DEPLOYMENT IDS,
+// the others are not.
+func deploymentIDRows(ids []string) [][2]string {
+	if len(ids) == 0 {
+		return [][2]string{{"DEPLOYMENT IDS", anyDeploymentText}}
+	}
+	rows := make([][2]string, len(ids))
+	for i, id := range ids {
+		rows[i][1] = id
+	}
+	rows[0][0] = "DEPLOYMENT IDS"
+	return rows
 }
 
 // keyRows describes a key: its state, and the schedule times that are set.

@@ -31,13 +31,15 @@ own key pair.
 func newRegistrationCreateCommand(o *clientOptions) *cobra.Command {
 	var req ltikeysv1.CreateRegistrationRequest
 	cmd := &cobra.Command{
-		Use:   "create --issuer URL --client-id ID --auth-endpoint URL --jwks-uri URL --token-endpoint URL",
+		Use:   "create --issuer URL --client-id ID --auth-endpoint URL --jwks-uri URL --token-endpoint URL [--deployment-id ID]...",
 		Short: "Register a platform and generate its first key pair",
 		Long: `create stores a platform registration together with a newly generated key
 pair, which is published in the JWKS at once (CreateRegistration; needs
 scope keys.admin). The values come from the platform's LTI 1.3 tool
 registration screen. Endpoints must be absolute https URLs (http only for
-loopback hosts).
+loopback hosts). --deployment-id, once per deployment id the platform
+assigned to the tool, restricts the launches the registration accepts to
+those deployments (at most 100); without it, any deployment is accepted.
 
 It prints the registration's id, which the key commands take, the kid of
 its signing key, and its TOOL JWKS URL: the URL of this registration's own
@@ -52,7 +54,8 @@ id are registered already.
     --client-id 10000000000001 \
     --auth-endpoint https://sso.canvaslms.com/api/lti/authorize_redirect \
     --jwks-uri https://sso.canvaslms.com/api/lti/security/jwks \
-    --token-endpoint https://sso.canvaslms.com/login/oauth2/token`,
+    --token-endpoint https://sso.canvaslms.com/login/oauth2/token \
+    --deployment-id 1:0c3e8f0d5b1a4e2f9c7d6b5a4e3f2d1c0b9a8e7f`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return unary(cmd, o, ltikeysv1.KeyServiceClient.CreateRegistration, &req, func(resp *ltikeysv1.CreateRegistrationResponse) [][2]string {
@@ -66,6 +69,7 @@ id are registered already.
 	f.StringVar(&req.AuthEndpoint, "auth-endpoint", "", "the platform's OIDC authorization endpoint (required)")
 	f.StringVar(&req.JwksUri, "jwks-uri", "", "the platform's JWKS URL (required)")
 	f.StringVar(&req.TokenEndpoint, "token-endpoint", "", "the platform's OAuth 2.0 token endpoint (required)")
+	f.StringArrayVar(&req.DeploymentIds, "deployment-id", nil, "a deployment id the platform may launch the tool with; repeat for each (default: any deployment)")
 	for _, name := range []string{"issuer", "client-id", "auth-endpoint", "jwks-uri", "token-endpoint"} {
 		_ = cmd.MarkFlagRequired(name)
 	}
@@ -77,10 +81,11 @@ func newRegistrationGetCommand(o *clientOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get --registration-id ID",
 		Short: "Show one registration",
-		Long: `get prints a registration: its endpoints, the URL of its key set to give
-the platform (TOOL JWKS URL, with serve --public-url), the kid of the key
-that signs for it now and, while a rotation is pending, the pending key and
-when it takes over (GetRegistration; needs scope keys.read). A deleted
+		Long: `get prints a registration: its endpoints, the deployment ids it accepts
+launches from (any, if it lists none), the URL of its key set to give the
+platform (TOOL JWKS URL, with serve --public-url), the kid of the key that
+signs for it now and, while a rotation is pending, the pending key and when
+it takes over (GetRegistration; needs scope keys.read). A deleted
 registration is NOT_FOUND.
 ` + clientHelp,
 		Example: `  ltikeys registration get --registration-id 0199b7f0-5a8e-7c4e-9d1a-3f2b6c8d9e01
@@ -163,18 +168,24 @@ var updatableFlags = []struct{ flag, path string }{
 
 func newRegistrationUpdateCommand(o *clientOptions) *cobra.Command {
 	reg := &ltikeysv1.Registration{}
+	var anyDeployment bool
 	cmd := &cobra.Command{
-		Use:   "update --registration-id ID [--auth-endpoint URL] [--jwks-uri URL] [--token-endpoint URL]",
-		Short: "Change a registration's endpoints",
-		Long: `update changes the endpoints of a registration given as flags, and only
-those: the update mask is the set of flags given (UpdateRegistration; needs
-scope keys.admin). Endpoints are validated as on create: absolute https URLs
-(http only for loopback hosts), else INVALID_ARGUMENT naming the field. The
-issuer and client id cannot change: create another registration. It prints
-the registration as updated.
+		Use:   "update --registration-id ID [--auth-endpoint URL] [--jwks-uri URL] [--token-endpoint URL] [--deployment-id ID... | --any-deployment]",
+		Short: "Change a registration's endpoints or deployment ids",
+		Long: `update changes the endpoints or deployment ids of a registration given as
+flags, and only those: the update mask is the set of flags given
+(UpdateRegistration; needs scope keys.admin). Endpoints are validated as on
+create: absolute https URLs (http only for loopback hosts), else
+INVALID_ARGUMENT naming the field. --deployment-id, repeated, replaces the
+registration's deployment ids with the ones given; --any-deployment clears
+them, so that launches from any deployment are accepted. The issuer and
+client id cannot change: create another registration. It prints the
+registration as updated.
 ` + clientHelp,
 		Example: `  ltikeys registration update --registration-id 0199b7f0-5a8e-7c4e-9d1a-3f2b6c8d9e01 \
-    --jwks-uri https://sso.canvaslms.com/api/lti/security/jwks`,
+    --jwks-uri https://sso.canvaslms.com/api/lti/security/jwks
+  ltikeys registration update --registration-id 0199b7f0-5a8e-7c4e-9d1a-3f2b6c8d9e01 \
+    --deployment-id 1:0c3e8f0d5b1a4e2f9c7d6b5a4e3f2d1c0b9a8e7f --deployment-id 2:5d4c3b2a`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			mask := &fieldmaskpb.FieldMask{}
@@ -183,10 +194,13 @@ the registration as updated.
 					mask.Paths = append(mask.Paths, u.path)
 				}
 			}
-			// An empty mask would mean every field: refuse it rather than
-			// blank the endpoints not given.
+			if cmd.Flags().Changed("deployment-id") || anyDeployment {
+				mask.Paths = append(mask.Paths, "deployment_ids")
+			}
+			// An empty mask would mean every endpoint: refuse it rather
+			// than blank the endpoints not given.
 			if len(mask.Paths) == 0 {
-				return errors.New("give at least one of --auth-endpoint, --jwks-uri and --token-endpoint")
+				return errors.New("give at least one of --auth-endpoint, --jwks-uri, --token-endpoint, --deployment-id and --any-deployment")
 			}
 			req := &ltikeysv1.UpdateRegistrationRequest{Registration: reg, UpdateMask: mask}
 			return unary(cmd, o, ltikeysv1.KeyServiceClient.UpdateRegistration, req, func(resp *ltikeysv1.UpdateRegistrationResponse) [][2]string {
@@ -199,8 +213,11 @@ the registration as updated.
 	f.StringVar(&reg.AuthEndpoint, "auth-endpoint", "", "the platform's new OIDC authorization endpoint")
 	f.StringVar(&reg.JwksUri, "jwks-uri", "", "the platform's new JWKS URL")
 	f.StringVar(&reg.TokenEndpoint, "token-endpoint", "", "the platform's new OAuth 2.0 token endpoint")
+	f.StringArrayVar(&reg.DeploymentIds, "deployment-id", nil, "a deployment id the platform may launch the tool with, replacing the registration's; repeat for each")
+	f.BoolVar(&anyDeployment, "any-deployment", false, "clear the registration's deployment ids: accept launches from any deployment")
 	_ = cmd.MarkFlagRequired("registration-id")
-	cmd.MarkFlagsOneRequired("auth-endpoint", "jwks-uri", "token-endpoint")
+	cmd.MarkFlagsOneRequired("auth-endpoint", "jwks-uri", "token-endpoint", "deployment-id", "any-deployment")
+	cmd.MarkFlagsMutuallyExclusive("deployment-id", "any-deployment")
 	return cmd
 }
 
