@@ -36,7 +36,7 @@ func TestCLIDeploymentIDs(t *testing.T) {
 		t.Errorf("get -o json: deployment_ids = %q", ids)
 	}
 	table := mustCLI(t, dir, nil, cli("registration", "get", "--registration-id", id)...).stdout
-	if rows := tableRows(table); !slices.Equal(rows["DEPLOYMENT IDS"], []string{"2:b4f1", "1:a,c"}) {
+	if rows := labelValues(table); !slices.Equal(rows["DEPLOYMENT IDS"], []string{"2:b4f1", "1:a,c"}) {
 		t.Errorf("get table lists deployment ids %q, want one row each:\n%s", rows["DEPLOYMENT IDS"], table)
 	}
 
@@ -55,7 +55,7 @@ func TestCLIDeploymentIDs(t *testing.T) {
 		t.Errorf("update --any-deployment returned %v", updated.GetRegistration())
 	}
 	table = mustCLI(t, dir, nil, cli("registration", "get", "--registration-id", id)...).stdout
-	if rows := tableRows(table); !slices.Equal(rows["DEPLOYMENT IDS"], []string{"(any)"}) {
+	if rows := labelValues(table); !slices.Equal(rows["DEPLOYMENT IDS"], []string{"(any)"}) {
 		t.Errorf("get table of a registration without deployment ids:\n%s", table)
 	}
 
@@ -68,9 +68,9 @@ func TestCLIDeploymentIDs(t *testing.T) {
 	}
 }
 
-// tableRows reads a two-column table as printRows writes it: the values of
+// labelValues reads a two-column table as printRows writes it: the values of
 // each label, a row without a label continuing the label above.
-func tableRows(table string) map[string][]string {
+func labelValues(table string) map[string][]string {
 	rows := map[string][]string{}
 	label := ""
 	for line := range strings.Lines(table) {
