@@ -393,7 +393,7 @@ func generatedTokens(log *slog.Logger, dataDir string) ([]server.Token, string, 
 	}
 	admin := server.Token{
 		Name:   adminTokenName,
-		Scopes: []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead, server.ScopeKeysReadPrivate, server.ScopeKeysSign, server.ScopePlatformToken},
+		Scopes: []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead, server.ScopeKeysReadPrivate, server.ScopeKeysSign, server.ScopePlatformToken, server.ScopePlatformVerify},
 		Hash:   server.HashToken(token),
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {

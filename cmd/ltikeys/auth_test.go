@@ -94,8 +94,8 @@ func TestGeneratedAdminToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(tokens) != 1 || tokens[0].Name != "admin" || tokens[0].Hash != server.HashToken(token) ||
-		tokens[0].Line() != "admin:keys.admin,keys.read,keys.read_private,keys.sign,platform.token:"+server.HashToken(token) {
-		t.Errorf("token file = %+v, want admin with keys.admin,keys.read,keys.read_private,keys.sign,platform.token and the token's hash", tokens)
+		tokens[0].Line() != "admin:keys.admin,keys.read,keys.read_private,keys.sign,platform.token,platform.verify:"+server.HashToken(token) {
+		t.Errorf("token file = %+v, want admin with keys.admin,keys.read,keys.read_private,keys.sign,platform.token,platform.verify and the token's hash", tokens)
 	}
 	if !strings.Contains(logs.String(), tokenPath) {
 		t.Errorf("the log does not name %s:\n%s", tokenPath, logs)
