@@ -65,6 +65,8 @@ bench-sign: ## Benchmark SignJwt over gRPC against bare RS256 signing (docs/benc
 .PHONY: bench
 bench: ## Benchmarks and the loopback load driver, baselines measured in the same run (see docs/benchmarks.md).
 	$(GO) test -run '^$$' -bench 'JWKSRebuild|JWKSRotation|JWKSHandler|KeyCacheMemory' -benchmem ./server
+	$(GO) test -run '^$$' -bench '^BenchmarkPlatformAccessTokenCached$$' -benchtime 6x ./server
+	$(GO) test -run '^$$' -bench '^BenchmarkPlatformAccessTokenUncached$$' -benchmem ./server
 	$(GO) run ./cmd/ltikeys-load $(LOADFLAGS)
 
 .PHONY: bench-http
