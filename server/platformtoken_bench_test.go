@@ -173,8 +173,9 @@ func BenchmarkPlatformAccessTokenCached(b *testing.B) {
 //     which TokenClient.Invalidate, timed, empties before each one: signing
 //     and exchange included.
 //
-// grpc/stand-in should come to about grpc/cached + sign/assertion +
-// exchange/stand-in.
+// grpc/stand-in comes to grpc/cached + sign/assertion + exchange/stand-in
+// and a little more: the parts are timed apart, and exchange/* signs with
+// its timer stopped.
 //
 //	go test -run '^$' -bench '^BenchmarkPlatformAccessTokenUncached$' -benchmem ./server/
 func BenchmarkPlatformAccessTokenUncached(b *testing.B) {
