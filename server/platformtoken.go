@@ -48,7 +48,8 @@ func (s *KeyService) GetPlatformAccessToken(ctx context.Context, req *ltikeysv1.
 		return nil, status.Error(codes.Unimplemented, "platform access tokens are not configured on this server")
 	}
 	var v violations
-	if _, err := platform.NormalizeScopes(req.GetScopes()); err != nil {
+	scopes, err := platform.NormalizeScopes(req.GetScopes())
+	if err != nil {
 		var re *platform.RequestError
 		reason := err.Error()
 		if errors.As(err, &re) {
@@ -72,7 +73,7 @@ func (s *KeyService) GetPlatformAccessToken(ctx context.Context, req *ltikeysv1.
 		RegistrationID: sk.reg.ID,
 		TokenEndpoint:  endpoint,
 		KeyID:          sk.kid,
-		Scopes:         req.GetScopes(),
+		Scopes:         scopes,
 		Assertion: func(context.Context) (string, error) {
 			assertion, _, err := s.clientAssertion(sk, endpoint, lifetime)
 			return assertion, err

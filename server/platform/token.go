@@ -268,6 +268,16 @@ func (c *TokenClient) Token(ctx context.Context, req TokenRequest) (*Token, erro
 	case req.Assertion == nil:
 		return nil, &RequestError{Field: "Assertion", Reason: "required"}
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	key := cacheKey{registration: req.RegistrationID, endpoint: req.TokenEndpoint, kid: req.KeyID, scopes: strings.Join(scopes, " ")}
+	// A cached token's endpoint passed the check below when it was
+	// fetched, and the endpoint is part of its key: a hit needs no check.
+	if tok := c.fresh(key); tok != nil {
+		c.obs.CacheLookup(TokenCacheName, true)
+		return tok, nil
+	}
 	endpoint, err := url.Parse(req.TokenEndpoint)
 	if err != nil {
 		return nil, fmt.Errorf("token endpoint: %w: not a valid URL", ErrRefused)
@@ -275,11 +285,6 @@ func (c *TokenClient) Token(ctx context.Context, req TokenRequest) (*Token, erro
 	if err := checkEndpoint(endpoint); err != nil {
 		return nil, fmt.Errorf("token endpoint: %w", err)
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-
-	key := cacheKey{registration: req.RegistrationID, endpoint: req.TokenEndpoint, kid: req.KeyID, scopes: strings.Join(scopes, " ")}
 	tok, cl := c.lookup(ctx, key, req, scopes)
 	c.obs.CacheLookup(TokenCacheName, tok != nil)
 	if tok != nil {
@@ -297,6 +302,19 @@ func (c *TokenClient) Token(ctx context.Context, req TokenRequest) (*Token, erro
 		return nil, cl.err
 	}
 	return cl.tok.clone(), nil
+}
+
+// fresh returns a copy of the cached token for key if it is fresh, or nil.
+func (c *TokenClient) fresh(key cacheKey) *Token {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.tokens[key]; ok && now.Before(e.staleAt) {
+		tok := e.tok.clone()
+		tok.FromCache = true
+		return tok
+	}
+	return nil
 }
 
 // lookup returns the cached token for key if it is fresh, and otherwise
