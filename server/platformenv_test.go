@@ -51,6 +51,7 @@ var platformEnvTokens = []struct {
 	scopes []server.Scope
 }{
 	{"platform", []server.Scope{server.ScopePlatformToken}},
+	{"verifier", []server.Scope{server.ScopePlatformVerify}},
 	{"reader", []server.Scope{server.ScopeKeysRead}},
 	{"exporter", []server.Scope{server.ScopeKeysReadPrivate}},
 	{"signer", []server.Scope{server.ScopeKeysSign}},
@@ -105,6 +106,9 @@ type node struct {
 	// keys is a KeyService client; calls name their caller with as.
 	keys ltikeysv1.KeyServiceClient
 	conn *grpc.ClientConn
+	// platformKeys, if set before the node serves, is its KeyService's
+	// platform key cache (VerifyPlatformToken).
+	platformKeys *platform.KeySetCache
 }
 
 // platformEnvOptions varies a platformEnv; the zero value is a fake
@@ -186,12 +190,12 @@ func startPlatformEnv(t *testing.T, databaseURL string, o platformEnvOptions) *p
 	return e
 }
 
-// openNode opens a store on databaseURL, loads a JWKS cache from it and
-// serves it on a public HTTP listener, all on e's clock.
-func (e *platformEnv) openNode(t *testing.T, databaseURL string) *node {
+// openNode opens a store on databaseURL with opts, loads a JWKS cache
+// from it and serves it on a public HTTP listener, all on e's clock.
+func (e *platformEnv) openNode(t *testing.T, databaseURL string, opts ...storage.Option) *node {
 	t.Helper()
 	ctx := context.Background()
-	store, err := storage.Open(ctx, databaseURL, storage.WithClock(e.clock.Now))
+	store, err := storage.Open(ctx, databaseURL, append([]storage.Option{storage.WithClock(e.clock.Now)}, opts...)...)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -216,7 +220,7 @@ func (e *platformEnv) openNode(t *testing.T, databaseURL string) *node {
 }
 
 // keyServiceConfig is the configuration of n's KeyService, with tokens
-// as its token client.
+// as its token client and n's platform key cache.
 func (e *platformEnv) keyServiceConfig(n *node, tokens *platform.TokenClient) server.KeyServiceConfig {
 	return server.KeyServiceConfig{
 		Store:          n.store,
@@ -228,6 +232,7 @@ func (e *platformEnv) keyServiceConfig(n *node, tokens *platform.TokenClient) se
 		Metrics:        n.metrics,
 		PublicURL:      n.http.URL,
 		PlatformTokens: tokens,
+		PlatformKeys:   n.platformKeys,
 	}
 }
 
