@@ -81,6 +81,7 @@ func (s *KeyService) VerifyPlatformToken(ctx context.Context, req *ltikeysv1.Ver
 			clientID = u.Audience[0]
 		}
 		if u.Issuer == "" || clientID == "" {
+			s.metrics.PlatformVerification(platform.ReasonAudienceMismatch)
 			return nil, verificationStatus(codes.InvalidArgument, platform.ReasonAudienceMismatch,
 				"token: without a registration lookup, its iss and its aud (or azp, when aud has several values) must name the registration")
 		}
@@ -88,10 +89,16 @@ func (s *KeyService) VerifyPlatformToken(ctx context.Context, req *ltikeysv1.Ver
 	}
 	sk, err := s.signingKey(ctx, "VerifyPlatformToken", id, ic, true)
 	if err != nil {
-		if status.Code(err) == codes.NotFound {
+		switch code := status.Code(err); {
+		case req.GetLookup() == nil && (code == codes.NotFound || code == codes.InvalidArgument):
+			// The issuer and client_id came from the token's claims: the
+			// message repeats neither, and names no request field. One
+			// that is not valid text or is too long is no registration's.
+			return nil, verificationStatus(codes.NotFound, ReasonRegistrationNotFound,
+				"token: no registration has its iss as issuer and its aud (or azp) as client_id")
+		case code == codes.NotFound:
 			return nil, withReason(err, ReasonRegistrationNotFound)
-		}
-		if status.Code(err) == codes.InvalidArgument {
+		case code == codes.InvalidArgument:
 			return nil, withReason(err, ReasonInvalidRequest)
 		}
 		return nil, err
