@@ -47,17 +47,19 @@ var authEnvTokens = []struct {
 	name   string
 	scopes []server.Scope
 }{
-	{"admin", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead, server.ScopeKeysReadPrivate, server.ScopeKeysSign, server.ScopePlatformToken}},
+	{"admin", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead, server.ScopeKeysReadPrivate, server.ScopeKeysSign, server.ScopePlatformToken, server.ScopePlatformVerify}},
 	{"reader", []server.Scope{server.ScopeKeysRead}},
 	{"exporter", []server.Scope{server.ScopeKeysReadPrivate}},
 	{"signer", []server.Scope{server.ScopeKeysSign}},
 	{"manager", []server.Scope{server.ScopeKeysAdmin}},
 	{"platform", []server.Scope{server.ScopePlatformToken}},
-	{"all-but-read_private", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead, server.ScopeKeysSign, server.ScopePlatformToken}},
-	{"all-but-sign", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead, server.ScopeKeysReadPrivate, server.ScopePlatformToken}},
-	{"all-but-admin", []server.Scope{server.ScopeKeysRead, server.ScopeKeysReadPrivate, server.ScopeKeysSign, server.ScopePlatformToken}},
-	{"all-but-read", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysReadPrivate, server.ScopeKeysSign, server.ScopePlatformToken}},
-	{"all-but-platform.token", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead, server.ScopeKeysReadPrivate, server.ScopeKeysSign}},
+	{"verifier", []server.Scope{server.ScopePlatformVerify}},
+	{"all-but-read_private", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead, server.ScopeKeysSign, server.ScopePlatformToken, server.ScopePlatformVerify}},
+	{"all-but-sign", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead, server.ScopeKeysReadPrivate, server.ScopePlatformToken, server.ScopePlatformVerify}},
+	{"all-but-admin", []server.Scope{server.ScopeKeysRead, server.ScopeKeysReadPrivate, server.ScopeKeysSign, server.ScopePlatformToken, server.ScopePlatformVerify}},
+	{"all-but-read", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysReadPrivate, server.ScopeKeysSign, server.ScopePlatformToken, server.ScopePlatformVerify}},
+	{"all-but-platform.token", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead, server.ScopeKeysReadPrivate, server.ScopeKeysSign, server.ScopePlatformVerify}},
+	{"all-but-platform.verify", []server.Scope{server.ScopeKeysAdmin, server.ScopeKeysRead, server.ScopeKeysReadPrivate, server.ScopeKeysSign, server.ScopePlatformToken}},
 }
 
 // holderOf and lackerOf name, for each scope a method requires, a token
@@ -69,6 +71,7 @@ var (
 		server.ScopeKeysSign:        "signer",
 		server.ScopeKeysAdmin:       "manager",
 		server.ScopePlatformToken:   "platform",
+		server.ScopePlatformVerify:  "verifier",
 	}
 	lackerOf = map[server.Scope]string{
 		server.ScopeKeysRead:        "all-but-read",
@@ -76,6 +79,7 @@ var (
 		server.ScopeKeysSign:        "all-but-sign",
 		server.ScopeKeysAdmin:       "all-but-admin",
 		server.ScopePlatformToken:   "all-but-platform.token",
+		server.ScopePlatformVerify:  "all-but-platform.verify",
 	}
 )
 
@@ -95,6 +99,10 @@ type authEnv struct {
 	// reaches; it verifies assertions against the JWKS env.http serves, for
 	// registrations whose client_id is platformClientID.
 	platform *platformtest.Platform
+	// launcher is a fake platform that signs launches, which
+	// VerifyPlatformToken verifies against its key set for registrations
+	// whose jwks_uri is launcher.JWKSURL.
+	launcher *platformtest.Launcher
 	// admin is a client holding the admin token, for setting up.
 	admin ltikeysv1.KeyServiceClient
 	// clientCreds secure every connection dial makes.
@@ -144,11 +152,13 @@ func newAuthEnv(t *testing.T, cfg authEnvConfig) *authEnv {
 	env.http.Start()
 	t.Cleanup(env.http.Close)
 	env.platform = platformtest.New(t, platformtest.Options{ClientID: platformClientID, JWKSURL: env.http.URL + server.JWKSPath})
+	env.launcher = platformtest.NewLauncher(t, platformtest.LauncherOptions{ClientID: platformClientID, CA: env.platform.CA})
 
 	keys, err := server.NewKeyService(server.KeyServiceConfig{
 		Store: store, Keyring: testKeyring, KeyBits: 2048, JWKS: jwks, Log: log.With("component", "keys"),
 		DisableKeyExport: cfg.disableKeyExport,
 		PlatformTokens:   newPlatformTokens(t, env.platform.CA.Pool, platform.HTTPOptions{}, platform.TokenClientOptions{Logger: log.With("component", "platform")}),
+		PlatformKeys:     newPlatformKeys(t, env.platform.CA.Pool, platform.KeySetOptions{Logger: log.With("component", "platform")}),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -408,6 +418,20 @@ func TestKeyServiceAccessControl(t *testing.T) {
 				Lookup: &ltikeysv1.GetPlatformAccessTokenRequest_RegistrationId{RegistrationId: created.GetRegistration().GetId()},
 				Scopes: []string{scopeScore},
 			}
+		},
+		"VerifyPlatformToken": func(t *testing.T) proto.Message {
+			req := validCreate(fmt.Sprint("acl-", uniqueSuffix.Add(1)))
+			req.JwksUri = env.launcher.JWKSURL
+			created, err := env.admin.CreateRegistration(context.Background(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nonce := "nonce-" + rand.Text()
+			token, err := env.launcher.Sign(env.launcher.LaunchClaims(nonce).With("iss", req.Issuer).With("aud", req.ClientId))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return verifyByID(created.GetRegistration().GetId(), token, nonce)
 		},
 	}
 
