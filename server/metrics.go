@@ -135,7 +135,7 @@ func NewMetrics() *Metrics {
 	for _, o := range platform.Outcomes {
 		m.platformTokens.WithLabelValues(string(o))
 	}
-	for _, o := range append([]string{string(platform.OutcomeOK)}, platform.Reasons...) {
+	for _, o := range append([]string{string(platform.OutcomeOK), ReasonNonceReplayed, string(platform.OutcomeUnavailable), string(platform.OutcomeRefused)}, platform.Reasons...) {
 		m.verifications.WithLabelValues(o)
 	}
 	for _, o := range platform.KeySetOutcomes {
