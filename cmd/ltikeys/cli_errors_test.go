@@ -37,7 +37,7 @@ func TestCLISuggestions(t *testing.T) {
 		{"abbreviated flag", []string{"sign", "jwt", "--claim", "{}"}, "did you mean --claims?"},
 		{"inherited flag", []string{"key", "list", "--sever", "127.0.0.1:1"}, "did you mean --server?"},
 		{"long flag with one dash", []string{"key", "list", "-registration-id", "x"}, "did you mean --registration-id? (long flags take two dashes)"},
-		{"another command's flag", []string{"key", "list", "--issuer", "x"}, "--issuer is a flag of other commands (ltikeys key export, ltikeys platform token, ltikeys registration create, "},
+		{"another command's flag", []string{"key", "list", "--issuer", "x"}, "--issuer is a flag of other commands (ltikeys key export, ltikeys platform token, ltikeys platform verify, ltikeys registration create, "},
 		{"serve flag", []string{"serve", "--grpc-adr", "127.0.0.1:0"}, "did you mean --grpc-addr?"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -304,6 +304,7 @@ func TestCLIHelp(t *testing.T) {
 		{"sign", "jwt", "--help"},
 		{"sign", "client-assertion", "--help"},
 		{"platform", "token", "--help"},
+		{"platform", "verify", "--help"},
 		{"jwks", "--help"},
 		{"serve", "--help"},
 	} {

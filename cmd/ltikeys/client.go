@@ -250,8 +250,9 @@ type keysMethod[Req, Resp any] func(ltikeysv1.KeyServiceClient, context.Context,
 // callKeys makes one KeyService call with the deadline, the credentials and
 // a header receiver, and turns a failure into an error that names the gRPC
 // code, the message and the request id the server logged it under, and
-// then, on lines of their own, a platform's OAuth error code and
-// description (platformErrorLines) or a hint.
+// then, on lines of their own, the reason of a platform-domain ErrorInfo
+// with a platform's OAuth error code and description (platformErrorLines)
+// or a hint.
 func callKeys[Req, Resp any](ctx context.Context, c *client, method keysMethod[Req, Resp], req Req) (Resp, error) {
 	callCtx, cancel := context.WithTimeout(ctx, c.opts.timeout)
 	defer cancel()
@@ -283,24 +284,29 @@ func callKeys[Req, Resp any](ctx context.Context, c *client, method keysMethod[R
 	return resp, exitError{code: 1, err: errors.New(msg)}
 }
 
-// platformErrorLines returns, for a status that carries a platform's
-// OAuth error (a google.rpc.ErrorInfo of server.PlatformErrorDomain with
-// "error" in its metadata), the lines that give its code and description,
-// "error: invalid_client" and "error_description: …", escaped as a table
-// cell is; for any other status none.
+// platformErrorLines returns, for a status that carries a
+// google.rpc.ErrorInfo of server.PlatformErrorDomain, the lines that give
+// its reason ("reason: NONCE_REPLAYED", "reason: PLATFORM_OAUTH_ERROR"),
+// then, when its metadata holds a platform's OAuth error, that error's
+// code and description ("error: invalid_client", "error_description: …"),
+// each escaped as a table cell is; for any other status none. Only the
+// first such ErrorInfo counts: the server attaches one.
 func platformErrorLines(st *status.Status) []string {
 	for _, d := range st.Details() {
 		info, ok := d.(*errdetails.ErrorInfo)
 		if !ok || info.GetDomain() != server.PlatformErrorDomain {
 			continue
 		}
-		code, ok := info.GetMetadata()["error"]
-		if !ok {
-			continue
+		var lines []string
+		if reason := info.GetReason(); reason != "" {
+			lines = append(lines, "reason: "+escapeText(reason))
 		}
-		lines := []string{"error: " + escapeText(code)}
-		if desc, ok := info.GetMetadata()["error_description"]; ok {
-			lines = append(lines, "error_description: "+escapeText(desc))
+		md := info.GetMetadata()
+		if code, ok := md["error"]; ok {
+			lines = append(lines, "error: "+escapeText(code))
+			if desc, ok := md["error_description"]; ok {
+				lines = append(lines, "error_description: "+escapeText(desc))
+			}
 		}
 		return lines
 	}

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/ltikeys/ltikeys/server"
+	"github.com/ltikeys/ltikeys/server/platform"
 )
 
 // TestCLIBearerToken checks which token a client command sends, and how it
@@ -97,10 +98,11 @@ func TestCLIBearerToken(t *testing.T) {
 	}
 }
 
-// TestPlatformErrorLines checks the lines an error adds for a platform's
-// OAuth error: its code and description from the ErrorInfo of the
-// platform domain, escaped; none for an ErrorInfo of that domain without
-// an OAuth code (an unreachable platform) or of another domain.
+// TestPlatformErrorLines checks the lines an error adds for an ErrorInfo
+// of the platform domain: its reason, whatever the method, then a
+// platform's OAuth error code and description when the metadata holds
+// one, escaped; the first such ErrorInfo only; none for an ErrorInfo of
+// another domain or no ErrorInfo.
 func TestPlatformErrorLines(t *testing.T) {
 	withInfo := func(code codes.Code, details ...protoadapt.MessageV1) *status.Status {
 		t.Helper()
@@ -110,24 +112,41 @@ func TestPlatformErrorLines(t *testing.T) {
 		}
 		return st
 	}
-	platformInfo := func(md map[string]string) *errdetails.ErrorInfo {
-		return &errdetails.ErrorInfo{Reason: server.ReasonPlatformOAuthError, Domain: server.PlatformErrorDomain, Metadata: md}
+	platformInfo := func(reason string, md map[string]string) *errdetails.ErrorInfo {
+		return &errdetails.ErrorInfo{Reason: reason, Domain: server.PlatformErrorDomain, Metadata: md}
+	}
+	oauth := func(md map[string]string) *errdetails.ErrorInfo {
+		return platformInfo(server.ReasonPlatformOAuthError, md)
 	}
 	for _, tt := range []struct {
 		name string
 		st   *status.Status
 		want []string
 	}{
-		{"code and description", withInfo(codes.FailedPrecondition, platformInfo(map[string]string{
+		{"code and description", withInfo(codes.FailedPrecondition, oauth(map[string]string{
 			"error": "invalid_client", "error_description": "unknown client", "http_status": "401",
-		})), []string{"error: invalid_client", "error_description: unknown client"}},
-		{"code alone", withInfo(codes.InvalidArgument, platformInfo(map[string]string{"error": "invalid_scope", "http_status": "400"})),
-			[]string{"error: invalid_scope"}},
-		{"escaped", withInfo(codes.FailedPrecondition, platformInfo(map[string]string{"error": "x\x1b[2J", "error_description": "a\nb\u202e"})),
-			[]string{`error: x\x1b[2J`, `error_description: a\nb\u202e`}},
-		{"after a detail of another kind", withInfo(codes.Unavailable, &errdetails.RetryInfo{}, platformInfo(map[string]string{"error": "temporarily_unavailable"})),
-			[]string{"error: temporarily_unavailable"}},
-		{"no OAuth error", withInfo(codes.Unavailable, &errdetails.ErrorInfo{Reason: server.ReasonPlatformUnavailable, Domain: server.PlatformErrorDomain, Metadata: map[string]string{"http_status": "503"}}), nil},
+		})), []string{"reason: PLATFORM_OAUTH_ERROR", "error: invalid_client", "error_description: unknown client"}},
+		{"code alone", withInfo(codes.InvalidArgument, oauth(map[string]string{"error": "invalid_scope", "http_status": "400"})),
+			[]string{"reason: PLATFORM_OAUTH_ERROR", "error: invalid_scope"}},
+		{"a description without a code", withInfo(codes.FailedPrecondition, oauth(map[string]string{"error_description": "no code"})),
+			[]string{"reason: PLATFORM_OAUTH_ERROR"}},
+		{"escaped", withInfo(codes.FailedPrecondition, platformInfo("R\u202e\x1b[2J", map[string]string{"error": "x\x1b[2J", "error_description": "a\nb\u202e"})),
+			[]string{`reason: R\u202e\x1b[2J`, `error: x\x1b[2J`, `error_description: a\nb\u202e`}},
+		{"after a detail of another kind", withInfo(codes.Unavailable, &errdetails.RetryInfo{}, platformInfo(server.ReasonPlatformUnavailable, map[string]string{"error": "temporarily_unavailable"})),
+			[]string{"reason: PLATFORM_UNAVAILABLE", "error: temporarily_unavailable"}},
+		{"no OAuth error", withInfo(codes.Unavailable, platformInfo(server.ReasonPlatformUnavailable, map[string]string{"http_status": "503"})),
+			[]string{"reason: PLATFORM_UNAVAILABLE"}},
+		{"a verification's reason", withInfo(codes.InvalidArgument, platformInfo(server.ReasonNonceReplayed, nil)),
+			[]string{"reason: NONCE_REPLAYED"}},
+		{"after a BadRequest", withInfo(codes.InvalidArgument,
+			&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: "nonce", Description: "required"}}},
+			platformInfo(server.ReasonInvalidRequest, nil)),
+			[]string{"reason: INVALID_REQUEST"}},
+		{"the first of two", withInfo(codes.InvalidArgument, platformInfo(platform.ReasonBadSignature, nil), platformInfo(platform.ReasonExpired, nil)),
+			[]string{"reason: BAD_SIGNATURE"}},
+		{"another domain first", withInfo(codes.InvalidArgument,
+			&errdetails.ErrorInfo{Reason: "X", Domain: "example.com"}, platformInfo(platform.ReasonExpired, nil)),
+			[]string{"reason: EXPIRED"}},
 		{"another domain", withInfo(codes.FailedPrecondition, &errdetails.ErrorInfo{Reason: "X", Domain: "example.com", Metadata: map[string]string{"error": "invalid_client"}}), nil},
 		{"no details", status.New(codes.NotFound, "registration not found"), nil},
 	} {

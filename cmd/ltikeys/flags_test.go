@@ -140,6 +140,7 @@ func TestClientHelpNamesScopes(t *testing.T) {
 		"ltikeys sign jwt":              ltikeysv1.KeyService_SignJwt_FullMethodName,
 		"ltikeys sign client-assertion": ltikeysv1.KeyService_CreateClientAssertion_FullMethodName,
 		"ltikeys platform token":        ltikeysv1.KeyService_GetPlatformAccessToken_FullMethodName,
+		"ltikeys platform verify":       ltikeysv1.KeyService_VerifyPlatformToken_FullMethodName,
 	}
 	all := commands(newRootCommand())
 	for cmdPath := range all {

@@ -203,15 +203,24 @@ type lookupFlags struct {
 	clientID       string
 }
 
+// register adds the flags to cmd, which requires one of --registration-id
+// and --issuer with --client-id.
 func (l *lookupFlags) register(cmd *cobra.Command) {
+	l.registerOptional(cmd, "id of the registration; or give --issuer and --client-id")
+	cmd.MarkFlagsOneRequired("registration-id", "issuer")
+}
+
+// registerOptional adds the flags to cmd for a lookup that may be left
+// out: --registration-id, described by idUsage, or --issuer with
+// --client-id, or neither.
+func (l *lookupFlags) registerOptional(cmd *cobra.Command, idUsage string) {
 	f := cmd.Flags()
-	f.StringVar(&l.registrationID, "registration-id", "", "id of the registration; or give --issuer and --client-id")
+	f.StringVar(&l.registrationID, "registration-id", "", idUsage)
 	f.StringVar(&l.issuer, "issuer", "", "issuer of the registration, with --client-id")
 	f.StringVar(&l.clientID, "client-id", "", "client id of the registration, with --issuer")
 	cmd.MarkFlagsMutuallyExclusive("registration-id", "issuer")
 	cmd.MarkFlagsMutuallyExclusive("registration-id", "client-id")
 	cmd.MarkFlagsRequiredTogether("issuer", "client-id")
-	cmd.MarkFlagsOneRequired("registration-id", "issuer")
 }
 
 func newKeyExportCommand(o *clientOptions) *cobra.Command {

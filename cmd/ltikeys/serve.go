@@ -94,7 +94,9 @@ mapped by --client-cert-scopes-file. SignJwt and CreateClientAssertion need
 scope keys.sign, GetToolKey keys.read_private (it returns private keys; with
 --disable-key-export it refuses everyone), GetPlatformAccessToken
 platform.token (it obtains a platform's access token, signing the client
-assertion itself), GetRegistration, ListRegistrations and ListKeys
+assertion itself), VerifyPlatformToken platform.verify (it verifies a
+token a platform signed, such as a launch's id_token, against the
+platform's keys), GetRegistration, ListRegistrations and ListKeys
 keys.read, the other methods keys.admin. JwksService is open to all. Without --tls-cert and --tls-key, tokens and
 private keys would cross the network in clear text, so serve refuses a
 --grpc-addr other than a loopback address (127.0.0.0/8, [::1], localhost)

@@ -122,7 +122,8 @@ urn:ietf:params:oauth:client-assertion-type:jwt-bearer.
 	return cmd
 }
 
-// maxArgFile bounds what readArg reads from a file or standard input.
+// maxArgFile bounds what readLimited, and so readArg, reads from a file or
+// standard input.
 const maxArgFile = 1 << 20
 
 // readArg returns value, or the content of the file it names as @FILE, or
@@ -132,15 +133,19 @@ func readArg(value string, stdin io.Reader) (string, error) {
 	if !ok {
 		return value, nil
 	}
-	var r io.Reader = stdin
-	if name != "-" {
-		f, err := os.Open(name)
-		if err != nil {
-			return "", err
-		}
-		defer f.Close()
-		r = f
+	if name == "-" {
+		return readLimited(stdin)
 	}
+	f, err := os.Open(name)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	return readLimited(f)
+}
+
+// readLimited returns what r holds, if that is at most maxArgFile bytes.
+func readLimited(r io.Reader) (string, error) {
 	b, err := io.ReadAll(io.LimitReader(r, maxArgFile+1))
 	if err != nil {
 		return "", err
