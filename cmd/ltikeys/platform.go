@@ -134,10 +134,9 @@ registration's deployment ids, if it lists any), message_type and version.
 It then records the nonce: each launch verifies once, on any replica, and
 the same token again is refused with NONCE_REPLAYED.
 
-A launch's id_token admits its bearer to the launch and holds the user's
-name and roles, and a command line is visible to other users of the
-machine in the process list: prefer "--id-token -", which reads the token
-from standard input.
+A launch's id_token carries the user's identity and roles, and a command
+line is visible to other users of the machine in the process list: prefer
+"--id-token -", which reads the token from standard input.
 
 It prints the registration, the kid of the platform key that verified the
 signature, the deployment id, the message type and when the token expires,
