@@ -67,6 +67,7 @@ bench: ## Benchmarks and the loopback load driver, baselines measured in the sam
 	$(GO) test -run '^$$' -bench 'JWKSRebuild|JWKSRotation|JWKSHandler|KeyCacheMemory' -benchmem ./server
 	$(GO) test -run '^$$' -bench '^BenchmarkPlatformAccessTokenCached$$' -benchtime 6x ./server
 	$(GO) test -run '^$$' -bench '^BenchmarkPlatformAccessTokenUncached$$' -benchmem ./server
+	$(GO) test -run '^$$' -bench '^BenchmarkVerifyPlatformToken$$' -cpu 1 ./server
 	$(GO) run ./cmd/ltikeys-load $(LOADFLAGS)
 
 .PHONY: bench-http
