@@ -85,7 +85,7 @@ const (
 // is counted in neither. Signing the launches (about a millisecond each)
 // takes longer than verifying them.
 //
-//	go test -run '^$' -bench '^BenchmarkVerifyPlatformToken$' -cpu 1 -count 5 -benchtime 3x ./server/
+//	go test -run '^$' -bench '^BenchmarkVerifyPlatformToken$' -cpu 1 -count 5 -benchtime 2s ./server/
 func BenchmarkVerifyPlatformToken(b *testing.B) {
 	l := platformtest.NewLauncher(b, platformtest.LauncherOptions{
 		ClientID: "bench-tool",
