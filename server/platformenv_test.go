@@ -501,3 +501,32 @@ func metricValue(t *testing.T, m *server.Metrics, series string) float64 {
 	}
 	return 0
 }
+
+// checkScopeAudit checks the audit lines of method in logs after a test
+// that called it once as caller, admitted, and once as every other token
+// of platformEnvTokens, refused: each names the registration id, and the
+// admitted one the caller.
+func checkScopeAudit(t *testing.T, logs, method, caller, id string) {
+	t.Helper()
+	var ok, denied int
+	for _, line := range auditLines(t, logs) {
+		if line["method"] != method {
+			continue
+		}
+		switch line["code"] {
+		case "OK":
+			ok++
+			if line["caller"] != caller || line["registration_id"] != id {
+				t.Errorf("audit of the admitted call: caller %v, registration_id %v", line["caller"], line["registration_id"])
+			}
+		case "PermissionDenied":
+			denied++
+			if line["registration_id"] != id {
+				t.Errorf("audit of a refused call: registration_id %v, want %s", line["registration_id"], id)
+			}
+		}
+	}
+	if ok != 1 || denied != len(platformEnvTokens)-1 {
+		t.Errorf("%d admitted and %d refused %s audit lines, want 1 and %d", ok, denied, method, len(platformEnvTokens)-1)
+	}
+}

@@ -102,32 +102,22 @@ func (s *KeyService) platformError(ctx context.Context, registrationID string, e
 		oauth *platform.OAuthError
 		unav  *platform.UnavailableError
 	)
+	if st := callEnded(ctx, err); st != nil {
+		return st
+	}
 	switch {
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, "request canceled")
-	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
-		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	case errors.Is(err, platform.ErrInvalidRequest):
 		// The request was checked before, so this is a fault here.
 		return s.storeError(ctx, "GetPlatformAccessToken", err, "registration_id", registrationID)
 	case errors.Is(err, platform.ErrUnavailable):
-		delay := UnavailableRetryDelay
 		md := map[string]string{}
-		if errors.As(err, &unav) {
-			if unav.RetryAfter > 0 {
-				delay = unav.RetryAfter
-			}
-			if unav.StatusCode != 0 {
-				md["http_status"] = strconv.Itoa(unav.StatusCode)
-			}
+		if errors.As(err, &unav) && unav.StatusCode != 0 {
+			md["http_status"] = strconv.Itoa(unav.StatusCode)
 		}
 		if errors.As(err, &oauth) {
 			md = oauthMetadata(oauth)
 		}
-		return withDetails(status.New(codes.Unavailable, err.Error()),
-			&errdetails.ErrorInfo{Reason: ReasonPlatformUnavailable, Domain: PlatformErrorDomain, Metadata: md},
-			&errdetails.RetryInfo{RetryDelay: durationpb.New(delay)},
-		)
+		return platformUnavailable(err.Error(), ReasonPlatformUnavailable, md, err)
 	case errors.As(err, &oauth):
 		code := codes.FailedPrecondition
 		if oauth.Code == "invalid_scope" {
@@ -146,6 +136,32 @@ func (s *KeyService) platformError(ctx context.Context, registrationID string, e
 	}
 	// The assertion could not be signed: a fault of the key or its data.
 	return s.storeError(ctx, "GetPlatformAccessToken", err, "registration_id", registrationID)
+}
+
+// callEnded returns the status of a call whose own context ended, the
+// cause of err, or nil.
+func callEnded(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "request canceled")
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	}
+	return nil
+}
+
+// platformUnavailable is UNAVAILABLE with msg, an ErrorInfo of reason and
+// md, and a RetryInfo of the platform's Retry-After if err (a
+// *platform.UnavailableError) carries one, else UnavailableRetryDelay.
+func platformUnavailable(msg, reason string, md map[string]string, err error) error {
+	delay := UnavailableRetryDelay
+	if unav := (*platform.UnavailableError)(nil); errors.As(err, &unav) && unav.RetryAfter > 0 {
+		delay = unav.RetryAfter
+	}
+	return withDetails(status.New(codes.Unavailable, msg),
+		&errdetails.ErrorInfo{Reason: reason, Domain: PlatformErrorDomain, Metadata: md},
+		&errdetails.RetryInfo{RetryDelay: durationpb.New(delay)},
+	)
 }
 
 // oauthMetadata is the ErrorInfo metadata of a platform's OAuth error.

@@ -714,27 +714,7 @@ func TestPlatformAccessTokenAccessControl(t *testing.T) {
 	}
 
 	// The audit names the caller and the registration of each call.
-	var ok, denied int
-	for _, line := range auditLines(t, e.logs.String()) {
-		if line["method"] != ltikeysv1.KeyService_GetPlatformAccessToken_FullMethodName {
-			continue
-		}
-		switch line["code"] {
-		case "OK":
-			ok++
-			if line["caller"] != "platform" || line["registration_id"] != id {
-				t.Errorf("audit of the admitted call: caller %v, registration_id %v", line["caller"], line["registration_id"])
-			}
-		case "PermissionDenied":
-			denied++
-			if line["registration_id"] != id {
-				t.Errorf("audit of a refused call: registration_id %v, want %s", line["registration_id"], id)
-			}
-		}
-	}
-	if ok != 1 || denied != len(platformEnvTokens)-1 {
-		t.Errorf("%d admitted and %d refused GetPlatformAccessToken audit lines, want 1 and %d", ok, denied, len(platformEnvTokens)-1)
-	}
+	checkScopeAudit(t, e.logs.String(), ltikeysv1.KeyService_GetPlatformAccessToken_FullMethodName, "platform", id)
 }
 
 // TestPlatformAccessTokenReplicas: two ltikeys processes on one database.

@@ -4,12 +4,12 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
@@ -143,28 +143,18 @@ func (s *KeyService) VerifyPlatformToken(ctx context.Context, req *ltikeysv1.Ver
 // messages are the package's: a reason and a detail that holds no token
 // or claim value.
 func (s *KeyService) verifyError(ctx context.Context, registrationID string, err error) error {
-	var (
-		ve   *platform.VerificationError
-		unav *platform.UnavailableError
-	)
+	var ve *platform.VerificationError
+	if st := callEnded(ctx, err); st != nil {
+		return st
+	}
 	switch {
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, "request canceled")
-	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
-		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	case errors.As(err, &ve):
 		s.metrics.PlatformVerification(ve.Reason)
 		return verificationStatus(codes.InvalidArgument, ve.Reason, "token: "+ve.Error())
 	case errors.Is(err, platform.ErrUnavailable):
 		s.metrics.PlatformVerification(string(platform.OutcomeUnavailable))
-		delay := UnavailableRetryDelay
-		if errors.As(err, &unav) && unav.RetryAfter > 0 {
-			delay = unav.RetryAfter
-		}
-		return withDetails(status.Newf(codes.Unavailable, "registration %q: the platform's keys (jwks_uri) cannot be had: %v", registrationID, err),
-			&errdetails.ErrorInfo{Reason: ReasonPlatformKeysUnavailable, Domain: PlatformErrorDomain},
-			&errdetails.RetryInfo{RetryDelay: durationpb.New(delay)},
-		)
+		return platformUnavailable(fmt.Sprintf("registration %q: the platform's keys (jwks_uri) cannot be had: %v", registrationID, err),
+			ReasonPlatformKeysUnavailable, nil, err)
 	case errors.Is(err, platform.ErrRefused):
 		s.metrics.PlatformVerification(string(platform.OutcomeRefused))
 		return withDetails(status.Newf(codes.FailedPrecondition, "registration %q: jwks_uri: %v", registrationID, err),

@@ -550,25 +550,5 @@ func TestVerifyPlatformTokenAccessControl(t *testing.T) {
 	}
 
 	// The audit names the caller and the registration of each call.
-	var ok, denied int
-	for _, line := range auditLines(t, e.logs.String()) {
-		if line["method"] != ltikeysv1.KeyService_VerifyPlatformToken_FullMethodName {
-			continue
-		}
-		switch line["code"] {
-		case "OK":
-			ok++
-			if line["caller"] != "verifier" || line["registration_id"] != id {
-				t.Errorf("audit of the admitted call: caller %v, registration_id %v", line["caller"], line["registration_id"])
-			}
-		case "PermissionDenied":
-			denied++
-			if line["registration_id"] != id {
-				t.Errorf("audit of a refused call: registration_id %v, want %s", line["registration_id"], id)
-			}
-		}
-	}
-	if ok != 1 || denied != len(platformEnvTokens)-1 {
-		t.Errorf("%d admitted and %d refused VerifyPlatformToken audit lines, want 1 and %d", ok, denied, len(platformEnvTokens)-1)
-	}
+	checkScopeAudit(t, e.logs.String(), ltikeysv1.KeyService_VerifyPlatformToken_FullMethodName, "verifier", id)
 }
