@@ -148,8 +148,12 @@ func auditIDs(resolved string, msgs ...any) auditedIDs {
 			kid = append(kid, g.GetNewKey().GetKid())
 			regID = append(regID, g.GetNewKey().GetRegistrationId())
 		}
-		if g, ok := m.(kidGetter); ok {
-			kid = append(kid, g.GetKid())
+		// A verified platform token's kid is the platform's, not one of
+		// the tool's keys that kid names in the audit.
+		if _, platformKid := m.(*ltikeysv1.VerifyPlatformTokenResponse); !platformKid {
+			if g, ok := m.(kidGetter); ok {
+				kid = append(kid, g.GetKid())
+			}
 		}
 		if g, ok := m.(keyGetter); ok {
 			kid = append(kid, g.GetKey().GetKid())

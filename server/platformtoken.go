@@ -107,7 +107,8 @@ func (s *KeyService) platformError(ctx context.Context, registrationID string, e
 	}
 	switch {
 	case errors.Is(err, platform.ErrInvalidRequest):
-		// The request was checked before, so this is a fault here.
+		// The scopes were checked before, and the rest is this method's
+		// own doing: a fault here.
 		return s.storeError(ctx, "GetPlatformAccessToken", err, "registration_id", registrationID)
 	case errors.Is(err, platform.ErrUnavailable):
 		md := map[string]string{}
@@ -130,9 +131,6 @@ func (s *KeyService) platformError(ctx context.Context, registrationID string, e
 		return withDetails(status.Newf(codes.FailedPrecondition, "registration %q: token_endpoint: %v", registrationID, err),
 			&errdetails.ErrorInfo{Reason: ReasonTokenEndpointRefused, Domain: PlatformErrorDomain},
 		)
-	case errors.Is(err, context.DeadlineExceeded):
-		// The shared exchange's own bound, not the caller's deadline.
-		return unavailableError("platform token endpoint timed out; retry later")
 	}
 	// The assertion could not be signed: a fault of the key or its data.
 	return s.storeError(ctx, "GetPlatformAccessToken", err, "registration_id", registrationID)

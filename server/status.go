@@ -59,11 +59,10 @@ func unavailableError(msg string) error {
 //     key-value pairs, never secrets) after the error, and INTERNAL
 //     without detail.
 func (s *KeyService) storeError(ctx context.Context, method string, err error, attrs ...any) error {
+	if st := callEnded(ctx, err); st != nil {
+		return st
+	}
 	switch {
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, "request canceled")
-	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
-		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	case storage.Unavailable(err):
 		s.outage.failed(ctx, method, err)
 		return errUnavailable

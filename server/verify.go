@@ -81,8 +81,16 @@ func (s *KeyService) VerifyPlatformToken(ctx context.Context, req *ltikeysv1.Ver
 			clientID = u.Audience[0]
 		}
 		if u.Issuer == "" || clientID == "" {
-			s.metrics.PlatformVerification(platform.ReasonAudienceMismatch)
-			return nil, verificationStatus(codes.InvalidArgument, platform.ReasonAudienceMismatch,
+			// The reason VerifyToken would give the same token.
+			reason := platform.ReasonAudienceMismatch
+			switch {
+			case u.Issuer == "":
+				reason = platform.ReasonIssuerMismatch
+			case len(u.Audience) > 1:
+				reason = platform.ReasonAZPMissing
+			}
+			s.metrics.PlatformVerification(reason)
+			return nil, verificationStatus(codes.InvalidArgument, reason,
 				"token: without a registration lookup, its iss and its aud (or azp, when aud has several values) must name the registration")
 		}
 		ic = &ltikeysv1.IssuerClient{Issuer: u.Issuer, ClientId: clientID}

@@ -281,8 +281,8 @@ func TestVerifyPlatformTokenRefusals(t *testing.T) {
 		{"claims naming an issuer no registration can have", verifyUnnamed(le.sign(t, c.With("iss", forgedIssuer+"/\a"), platformtest.SignOptions{}), nonce), notFound},
 		{"claims naming a client no registration can have", verifyUnnamed(le.sign(t, c.With("aud", " "), platformtest.SignOptions{}), nonce), notFound},
 		{"claims naming an unknown azp", verifyUnnamed(le.sign(t, c.With("aud", []string{forgedClient, platformClientID}).With("azp", forgedClient), platformtest.SignOptions{}), nonce), notFound},
-		{"claims naming no client: aud with several values, no azp", verifyUnnamed(le.sign(t, c.With("aud", []string{forgedClient, platformClientID}), platformtest.SignOptions{}), nonce), invalid(platform.ReasonAudienceMismatch)},
-		{"claims naming no issuer", verifyUnnamed(le.sign(t, c.Without("iss"), platformtest.SignOptions{}), nonce), invalid(platform.ReasonAudienceMismatch)},
+		{"claims naming no client: aud with several values, no azp", verifyUnnamed(le.sign(t, c.With("aud", []string{forgedClient, platformClientID}), platformtest.SignOptions{}), nonce), invalid(platform.ReasonAZPMissing)},
+		{"claims naming no issuer", verifyUnnamed(le.sign(t, c.Without("iss"), platformtest.SignOptions{}), nonce), invalid(platform.ReasonIssuerMismatch)},
 		{"claims that are not JSON", verifyUnnamed("bm90IGpzb24.bm90IGpzb24.", nonce), invalid(platform.ReasonMalformedToken)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -25,6 +25,9 @@ const (
 	DefaultExpiryMargin = time.Minute
 	// DefaultMaxTokens bounds the number of cached tokens.
 	DefaultMaxTokens = 10_000
+	// DefaultMaxExchanges bounds the exchanges in flight at once, each a
+	// signature and an outbound request that outlive their callers.
+	DefaultMaxExchanges = 64
 	// DefaultFetchTimeout bounds one exchange: signing the assertion and
 	// the HTTP request.
 	DefaultFetchTimeout = 15 * time.Second
@@ -129,6 +132,12 @@ type TokenClientOptions struct {
 	ExpiryMargin time.Duration
 	// MaxTokens bounds the cache; 0 means DefaultMaxTokens.
 	MaxTokens int
+	// MaxExchanges bounds the exchanges in flight at once, whatever their
+	// keys: a call that would start one more fails with an
+	// *UnavailableError, so that callers asking for ever new scope sets
+	// cannot pile up signatures and requests to a platform. 0 means
+	// DefaultMaxExchanges.
+	MaxExchanges int
 	// FetchTimeout bounds one exchange; 0 means DefaultFetchTimeout.
 	FetchTimeout time.Duration
 	// Observer, if not nil, receives cache lookups and exchange outcomes.
@@ -147,6 +156,7 @@ type TokenClient struct {
 	now          func() time.Time
 	margin       time.Duration
 	max          int
+	maxExchanges int
 	fetchTimeout time.Duration
 	obs          Observer
 	log          *slog.Logger
@@ -156,6 +166,9 @@ type TokenClient struct {
 	// calls are the exchanges in flight, one per key at most. Invalidate
 	// removes a registration's, so a call after it starts a new one.
 	calls map[cacheKey]*call
+	// exchanges counts the exchanges running, those Invalidate removed
+	// from calls included.
+	exchanges int
 }
 
 // cacheKey names a cached token: the normalised scopes joined by spaces.
@@ -207,6 +220,8 @@ func NewTokenClient(opts TokenClientOptions) (*TokenClient, error) {
 		return nil, errors.New("platform: token client: ExpiryMargin must not be negative")
 	case opts.MaxTokens < 0:
 		return nil, errors.New("platform: token client: MaxTokens must not be negative")
+	case opts.MaxExchanges < 0:
+		return nil, errors.New("platform: token client: MaxExchanges must not be negative")
 	case opts.FetchTimeout < 0:
 		return nil, errors.New("platform: token client: FetchTimeout must not be negative")
 	}
@@ -215,6 +230,7 @@ func NewTokenClient(opts TokenClientOptions) (*TokenClient, error) {
 		now:          opts.Now,
 		margin:       cmpOr(opts.ExpiryMargin, DefaultExpiryMargin),
 		max:          cmpOr(opts.MaxTokens, DefaultMaxTokens),
+		maxExchanges: cmpOr(opts.MaxExchanges, DefaultMaxExchanges),
 		fetchTimeout: cmpOr(opts.FetchTimeout, DefaultFetchTimeout),
 		obs:          opts.Observer,
 		log:          opts.Logger,
@@ -285,7 +301,10 @@ func (c *TokenClient) Token(ctx context.Context, req TokenRequest) (*Token, erro
 	if err := checkEndpoint(endpoint); err != nil {
 		return nil, fmt.Errorf("token endpoint: %w", err)
 	}
-	tok, cl := c.lookup(ctx, key, req, scopes)
+	tok, cl, err := c.lookup(ctx, key, req, scopes)
+	if err != nil {
+		return nil, err
+	}
 	c.obs.CacheLookup(TokenCacheName, tok != nil)
 	if tok != nil {
 		return tok, nil
@@ -318,8 +337,9 @@ func (c *TokenClient) fresh(key cacheKey) *Token {
 }
 
 // lookup returns the cached token for key if it is fresh, and otherwise
-// the exchange in flight for key, which it starts if there is none.
-func (c *TokenClient) lookup(ctx context.Context, key cacheKey, req TokenRequest, scopes []string) (*Token, *call) {
+// the exchange in flight for key, which it starts if there is none and
+// fewer than maxExchanges are in flight.
+func (c *TokenClient) lookup(ctx context.Context, key cacheKey, req TokenRequest, scopes []string) (*Token, *call, error) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -327,17 +347,21 @@ func (c *TokenClient) lookup(ctx context.Context, key cacheKey, req TokenRequest
 		if now.Before(e.staleAt) {
 			tok := e.tok.clone()
 			tok.FromCache = true
-			return tok, nil
+			return tok, nil, nil
 		}
 		delete(c.tokens, key)
 	}
 	cl, ok := c.calls[key]
 	if !ok {
+		if c.exchanges >= c.maxExchanges {
+			return nil, nil, &UnavailableError{Reason: fmt.Sprintf("%d token requests already in flight", c.exchanges)}
+		}
+		c.exchanges++
 		cl = &call{done: make(chan struct{})}
 		c.calls[key] = cl
 		go c.run(ctx, key, cl, req, scopes)
 	}
-	return nil, cl
+	return nil, cl, nil
 }
 
 // run performs the exchange of cl, caches its token unless the
@@ -355,6 +379,7 @@ func (c *TokenClient) run(parent context.Context, key cacheKey, cl *call, req To
 	if c.calls[key] == cl {
 		delete(c.calls, key)
 	}
+	c.exchanges--
 	cl.tok, cl.err, cl.panicked = tok, err, panicked
 	c.mu.Unlock()
 	close(cl.done)

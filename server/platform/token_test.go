@@ -797,3 +797,47 @@ func TestTokenNeverPrinted(t *testing.T) {
 		t.Errorf("the token's other fields are not shown: %q", texts)
 	}
 }
+
+// TestTokenMaxExchanges: a call that would start one exchange more than
+// MaxExchanges allows fails unavailable and sends nothing, whatever its
+// scopes; calls that join an exchange in flight still may, and once one
+// ends another can start.
+func TestTokenMaxExchanges(t *testing.T) {
+	f := newFixture(t, fixtureOptions{tc: platform.TokenClientOptions{MaxExchanges: 2}})
+	hold, arrived := make(chan struct{}), make(chan struct{}, 2)
+	f.p.SetAnswer(platformtest.Answer{Hold: hold, Arrived: arrived})
+
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, scope := range []string{scopeLineItem, scopeScore} {
+		wg.Go(func() { _, errs[i] = f.tc.Token(t.Context(), f.request(scope)) })
+	}
+	<-arrived
+	<-arrived
+	_, err := f.tc.Token(t.Context(), f.request(scopeLineItem, scopeScore))
+	var unav *platform.UnavailableError
+	if !errors.As(err, &unav) || !errors.Is(err, platform.ErrUnavailable) {
+		t.Errorf("a third scope set with two exchanges in flight: %v, want an *UnavailableError", err)
+	}
+	// Joining an exchange in flight starts none.
+	joined := make(chan error, 1)
+	go func() { _, err := f.tc.Token(t.Context(), f.request(scopeScore)); joined <- err }()
+	f.obs.waitMisses(t, 3)
+	close(hold)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("exchange %d: %v", i, err)
+		}
+	}
+	if err := <-joined; err != nil {
+		t.Errorf("a call joining an exchange in flight: %v", err)
+	}
+	if n := f.p.Count(); n != 2 {
+		t.Errorf("the platform got %d requests, want 2", n)
+	}
+	f.token(t, scopeLineItem, scopeScore)
+	if n := f.p.Count(); n != 3 {
+		t.Errorf("after the exchanges ended, the platform got %d requests, want 3", n)
+	}
+}
