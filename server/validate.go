@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	ltikeysv1 "github.com/ltikeys/ltikeys/gen/ltikeys/v1"
+	"github.com/ltikeys/ltikeys/server/platform"
 )
 
 // Length limits, in bytes of UTF-8. PostgreSQL's varchar(n) counts
@@ -242,7 +242,7 @@ func (v *violations) requireURL(field, value string, maxLen int, noQuery bool) {
 		return
 	}
 	switch {
-	case scheme == "http" && !isLoopback(u.Hostname()):
+	case scheme == "http" && !platform.IsLoopbackHost(u.Hostname()):
 		v.add(field, "must use https (http is allowed only for localhost)")
 	case strings.Contains(value, "#"):
 		v.add(field, "must not have a fragment")
@@ -325,14 +325,6 @@ func canonicalRegistrationID(id string) string {
 		return id
 	}
 	return strings.ToLower(id)
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // textProblem describes why s is not text the service stores, or returns

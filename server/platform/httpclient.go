@@ -196,7 +196,7 @@ func (t *guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if proxyURL != nil {
 		host := req.URL.Hostname()
 		if ip, err := netip.ParseAddr(host); err == nil {
-			if err := t.guard.check(host, ip, isLoopbackHost(host)); err != nil {
+			if err := t.guard.check(host, ip, IsLoopbackHost(host)); err != nil {
 				closeBody(req)
 				return nil, err
 			}
@@ -240,7 +240,7 @@ func checkEndpoint(u *url.URL) error {
 		return fmt.Errorf("%w: the URL must not carry credentials", ErrRefused)
 	case u.Scheme == "https":
 		return nil
-	case u.Scheme == "http" && isLoopbackHost(u.Hostname()):
+	case u.Scheme == "http" && IsLoopbackHost(u.Hostname()):
 		return nil
 	case u.Scheme == "http":
 		return fmt.Errorf("%w: the URL must use https (http is allowed only for a loopback host)", ErrRefused)
@@ -248,10 +248,10 @@ func checkEndpoint(u *url.URL) error {
 	return fmt.Errorf("%w: the URL must use https", ErrRefused)
 }
 
-// isLoopbackHost reports whether host, a URL's host without brackets or
+// IsLoopbackHost reports whether host, a URL's host without brackets or
 // port, is localhost or a loopback IP literal: the hosts a developer's
 // platform runs on, which registration validation accepts over http.
-func isLoopbackHost(host string) bool {
+func IsLoopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
@@ -312,7 +312,7 @@ func (g *guard) DialContext(ctx context.Context, network, addr string) (net.Conn
 	if err != nil {
 		return nil, fmt.Errorf("port %q: %w", portText, err)
 	}
-	loopbackOK := isLoopbackHost(host)
+	loopbackOK := IsLoopbackHost(host)
 	var addrs []netip.Addr
 	if ip, err := netip.ParseAddr(host); err == nil {
 		addrs = []netip.Addr{ip}
