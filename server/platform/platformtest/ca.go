@@ -7,8 +7,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -80,6 +83,36 @@ func (ca *CA) Issue(t testing.TB, hosts ...string) tls.Certificate {
 		t.Fatalf("platformtest: server certificate: %v", err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der, ca.Certificate.Raw}, PrivateKey: key}
+}
+
+// WriteFiles writes to dir, as PEM files of mode 0600, the CA's
+// certificate and a server certificate Issue makes for hosts, with its
+// key: for a server, such as ltikeys serve, that reads them from files.
+func (ca *CA) WriteFiles(t testing.TB, dir string, hosts ...string) (caFile, certFile, keyFile string) {
+	t.Helper()
+	cert := ca.Issue(t, hosts...)
+	keyDER, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		t.Fatalf("platformtest: server key: %v", err)
+	}
+	write := func(name string, blocks ...*pem.Block) string {
+		var text []byte
+		for _, b := range blocks {
+			text = append(text, pem.EncodeToMemory(b)...)
+		}
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, text, 0o600); err != nil {
+			t.Fatalf("platformtest: %v", err)
+		}
+		return path
+	}
+	var chain []*pem.Block
+	for _, der := range cert.Certificate {
+		chain = append(chain, &pem.Block{Type: "CERTIFICATE", Bytes: der})
+	}
+	return write("ca.crt", &pem.Block{Type: "CERTIFICATE", Bytes: ca.Certificate.Raw}),
+		write("server.crt", chain...),
+		write("server.key", &pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 }
 
 func serial(t testing.TB) *big.Int {
